@@ -1,0 +1,55 @@
+#ifndef DCPLAN_ENGINE_DEDUP_H_
+#define DCPLAN_ENGINE_DEDUP_H_
+
+// Deduplication of replicated write items: an item (identified by fqn and
+// offsets, MetadataIndex equality) held by several ranks is written by exactly
+// one of them. Plans keep their other items, in their original order, with
+// storage_data, planner_data and usable unchanged.
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/plan.h"
+#include "engine/problem.h"
+
+namespace dcplan {
+
+enum class DedupPolicy : uint8_t {
+  // PyTorch's greedy (dedup_save_plans, spec/plan-json.md `options.dedup`):
+  // keys in first-seen order (rank 0's items first); each goes to the holder
+  // with the smallest running total, ties to the lowest rank; that total grows
+  // by tensor_storage_size() (global size!), or 1 for bytes items and empty
+  // tensors. Single-holder items count too.
+  kPyTorch,
+  // dedup_save_to_lowest_rank: every key to its lowest holder.
+  kLowestRank,
+  // dcplan's balancer: minimises the largest per-rank total of real bytes
+  // (PlanBytes accounting). Largest replicated item first to the least-loaded
+  // holder (ties: lowest rank), starting from the bytes of single-holder
+  // items; the result is compared with kPyTorch's and the one with the smaller
+  // maximum (ties: kPyTorch's) is returned. Never worse than kPyTorch.
+  kBalanced,
+};
+
+absl::string_view DedupPolicyName(DedupPolicy policy);  // "pytorch", "lowest_rank", "balanced"
+
+struct DedupResult {
+  std::vector<SavePlan> plans;
+  // kConflict problems: items sharing (fqn, offsets) that differ in type,
+  // chunk sizes, dtype or global size. The key is still deduplicated (one item
+  // survives, chosen by the policy), so the rest of the plan can be checked.
+  std::vector<PlanProblem> conflicts;
+};
+
+// Deduplicates `plans` (one per rank, index = rank). Error only on arithmetic
+// overflow of an item's size.
+absl::StatusOr<DedupResult> DedupSavePlans(const std::vector<SavePlan>& plans, DedupPolicy policy);
+
+// Bytes each plan writes (WriteItem::PayloadBytes summed): the "balance"
+// accounting of spec/plan-json.md. Error on overflow.
+absl::StatusOr<std::vector<int64_t>> PlanBytes(const std::vector<SavePlan>& plans);
+
+}  // namespace dcplan
+
+#endif  // DCPLAN_ENGINE_DEDUP_H_

@@ -1,0 +1,81 @@
+#ifndef DCPLAN_ENGINE_SAVE_PLANNER_H_
+#define DCPLAN_ENGINE_SAVE_PLANNER_H_
+
+// Save planning (spec/planner.md §4): local plans from descriptions, the
+// coordinator's global plan (dedup, metadata in PyTorch's order, index-hint
+// rewriting, flatten-mapping merge, validation).
+
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/dedup.h"
+#include "engine/description.h"
+#include "engine/metadata.h"
+#include "engine/plan.h"
+#include "engine/problem.h"
+
+namespace dcplan {
+
+// create_default_local_save_plan + create_local_plan: one TENSOR item per
+// WholeTensor (index (fqn, zeros), chunk = whole), one SHARD item per local
+// chunk of a ShardedTensor (index (fqn, chunk offsets)), one BYTE_IO item per
+// OpaqueValue (index (fqn), bytes_io_nbytes = nbytes), in description order;
+// planner_data = description.mapping. Every rank emits every value
+// (`is_coordinator` is kept for PyTorch's signature; E1+ ignores it).
+// Error (InvalidArgument naming the fqn) for a malformed chunk: rank differing
+// from the global shape's, negative sizes, offset + size overflowing.
+absl::StatusOr<SavePlan> CreateLocalSavePlan(const StateDictDescription& description, bool is_coordinator);
+
+struct GlobalPlanAndMetadata {
+  std::vector<SavePlan> plans;
+  Metadata metadata;  // state_dict_metadata only (planner_data unset)
+  // kPlanError problems; offending items are left out of `plans` and of the
+  // metadata so that the rest can still be validated.
+  std::vector<PlanProblem> problems;
+};
+
+// create_default_global_save_plan: visits plans in rank order and items in
+// plan order; metadata keys in first-appearance order; a tensor's properties
+// and size come from its first item; with `rewrite_index_hints` every tensor
+// item's index hint becomes its chunk's position in metadata, bytes items keep
+// index nullopt.
+GlobalPlanAndMetadata CreateDefaultGlobalSavePlan(const std::vector<SavePlan>& plans, bool rewrite_index_hints);
+
+// dict(ChainMap(*mappings)): a key's value from the lowest rank that has it;
+// key order = last rank's keys, then the previous rank's new keys, ... down to
+// rank 0. Error (FailedPrecondition naming the rank) if a plan has no
+// planner_data.
+absl::StatusOr<FlattenMapping> MergePlannerData(const std::vector<SavePlan>& plans);
+
+struct SavePlannerOptions {
+  bool flatten_state_dict = true;  // merge planner_data into the metadata
+  DedupPolicy dedup = DedupPolicy::kPyTorch;
+  bool rewrite_index_hints = true;
+};
+
+// Milliseconds spent in each step of CreateGlobalSavePlan (optional output).
+struct SavePlanTimings {
+  double dedup_ms = 0;
+  double global_plan_ms = 0;
+  double validate_ms = 0;
+};
+
+struct GlobalSavePlan {
+  std::vector<SavePlan> plans;
+  Metadata metadata;
+  // Conflicts (dedup), plan errors (global plan), then validation problems.
+  std::vector<PlanProblem> problems;
+  bool valid() const { return problems.empty(); }
+};
+
+// The coordinator's _create_global_plan: dedup -> global plan -> mapping merge
+// (when flatten_state_dict) -> validation. Problems are returned, not raised,
+// so that callers can report all of them; Status errors are reserved for
+// inputs that cannot be planned at all (overflowing sizes, a missing mapping).
+absl::StatusOr<GlobalSavePlan> CreateGlobalSavePlan(const std::vector<SavePlan>& local_plans,
+                                                    const SavePlannerOptions& options,
+                                                    SavePlanTimings* timings = nullptr);
+
+}  // namespace dcplan
+
+#endif  // DCPLAN_ENGINE_SAVE_PLANNER_H_
