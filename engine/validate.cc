@@ -1,0 +1,339 @@
+#include "engine/validate.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <queue>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "engine/box.h"
+#include "engine/internal/checked_math.h"
+
+namespace dcplan {
+namespace {
+
+constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
+
+// Ends are offset + size in 128 bits: chunks whose end overflows int64 are
+// out of bounds but still take part in the overlap check.
+__int128 EndOf(const ChunkBox& chunk, size_t dim) {
+  return static_cast<__int128>(chunk.offsets[dim]) + chunk.sizes[dim];
+}
+
+// ---- Bounds -------------------------------------------------------------------
+
+// Why `chunk` is not inside `size`; empty if it is.
+std::string OutOfBoundsReason(const Shape& size, const ChunkBox& chunk) {
+  if (chunk.offsets.size() != chunk.sizes.size()) {
+    return absl::StrCat("it has ", chunk.offsets.size(), " offsets but ", chunk.sizes.size(), " sizes");
+  }
+  if (chunk.sizes.size() != size.size()) {
+    return absl::StrCat("it has rank ", chunk.sizes.size(), " but the tensor has rank ", size.size());
+  }
+  for (size_t d = 0; d < size.size(); ++d) {
+    if (chunk.offsets[d] < 0) return absl::StrCat("its offset in dim ", d, " is negative");
+    if (chunk.sizes[d] < 0) return absl::StrCat("its size in dim ", d, " is negative");
+    std::optional<int64_t> end = internal::CheckedAdd(chunk.offsets[d], chunk.sizes[d]);
+    if (!end) return absl::StrCat("its end in dim ", d, " overflows int64");
+    if (*end > size[d]) {
+      return absl::StrCat("it ends at ", *end, " in dim ", d, ", past the tensor size ", ShapeToString(size));
+    }
+  }
+  return "";
+}
+
+void AppendOutOfBoundsProblems(absl::string_view fqn, const TensorStorageMetadata& tensor,
+                               std::vector<PlanProblem>& problems) {
+  for (size_t i = 0; i < tensor.chunks.size(); ++i) {
+    const ChunkBox& chunk = tensor.chunks[i];
+    if (InBounds(tensor.size, chunk)) continue;
+    PlanProblem problem;
+    problem.kind = ProblemKind::kOutOfBounds;
+    problem.fqn = std::string(fqn);
+    problem.chunks = {static_cast<int64_t>(i)};
+    problem.message = absl::StrCat("key:", fqn, " has out of bounds chunk ", i, " ", ToString(chunk), ": ",
+                                   OutOfBoundsReason(tensor.size, chunk));
+    problems.push_back(std::move(problem));
+  }
+}
+
+// ---- Overlap ------------------------------------------------------------------
+
+// Chunks that can share an element with another one: the tensor's rank and a
+// positive size in every dim. Malformed chunks are left out (they are reported
+// out of bounds already); zero-volume chunks overlap nothing by dcplan's rule.
+bool TakesPartInOverlapCheck(const ChunkBox& chunk, size_t rank) {
+  if (chunk.offsets.size() != rank || chunk.sizes.size() != rank) return false;
+  return std::all_of(chunk.sizes.begin(), chunk.sizes.end(), [](int64_t s) { return s > 0; });
+}
+
+// The chunks taking part in the overlap check, as contiguous rows of starts
+// and ends: the sweep's inner loop reads nothing else. For these chunks,
+// Overlaps(a, b) is "a.start < b.end and b.start < a.end in every dim".
+class FlatBoxes {
+ public:
+  FlatBoxes(const std::vector<ChunkBox>& chunks, size_t rank) : rank_(rank) {
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      if (!TakesPartInOverlapCheck(chunks[i], rank)) continue;
+      ids_.push_back(static_cast<int64_t>(i));
+      for (size_t d = 0; d < rank; ++d) {
+        starts_.push_back(chunks[i].offsets[d]);
+        ends_.push_back(EndOf(chunks[i], d));
+      }
+    }
+  }
+
+  size_t size() const { return ids_.size(); }
+  size_t rank() const { return rank_; }
+  // Position of box k in the tensor's chunk list.
+  int64_t id(size_t k) const { return ids_[k]; }
+  int64_t start(size_t k, size_t d) const { return starts_[k * rank_ + d]; }
+  __int128 end(size_t k, size_t d) const { return ends_[k * rank_ + d]; }
+
+  bool IntersectIn(size_t k, size_t l, const std::vector<size_t>& dims) const {
+    for (size_t d : dims) {
+      if (!(start(k, d) < end(l, d) && start(l, d) < end(k, d))) return false;
+    }
+    return true;
+  }
+
+  // Boxes ordered by (start in dim d, k).
+  std::vector<std::pair<int64_t, size_t>> SortedByStart(size_t d) const {
+    std::vector<std::pair<int64_t, size_t>> order(size());
+    for (size_t k = 0; k < size(); ++k) order[k] = {start(k, d), k};
+    std::sort(order.begin(), order.end());
+    return order;
+  }
+
+ private:
+  size_t rank_;
+  std::vector<int64_t> ids_;
+  std::vector<int64_t> starts_;
+  std::vector<__int128> ends_;
+};
+
+size_t CountDistinct(const std::vector<std::pair<int64_t, size_t>>& sorted) {
+  size_t distinct = 0;
+  for (size_t p = 0; p < sorted.size(); ++p) distinct += p == 0 || sorted[p].first != sorted[p - 1].first;
+  return distinct;
+}
+
+// The sweep dimension (most distinct start offsets, lowest on ties) and the
+// dimension the active set is indexed by (the runner-up; the sweep dimension
+// itself for 1-d tensors). Sweeping along the dimension the tensor is split in
+// keeps the active set small; indexing it by another dimension keeps grid
+// layouts, whose active set is a whole slab, cheap too.
+std::pair<size_t, size_t> ChooseDims(const std::vector<std::vector<std::pair<int64_t, size_t>>>& sorted_by_start) {
+  const size_t rank = sorted_by_start.size();
+  std::vector<size_t> distinct(rank);
+  for (size_t d = 0; d < rank; ++d) distinct[d] = CountDistinct(sorted_by_start[d]);
+  size_t sweep = 0;
+  for (size_t d = 1; d < rank; ++d) {
+    if (distinct[d] > distinct[sweep]) sweep = d;
+  }
+  if (rank == 1) return {sweep, sweep};
+  size_t index = sweep == 0 ? 1 : 0;
+  for (size_t d = 0; d < rank; ++d) {
+    if (d != sweep && distinct[d] > distinct[index]) index = d;
+  }
+  return {sweep, index};
+}
+
+// The active chunks' intervals in one dimension: a max-segment tree over the
+// chunks ordered by their start there, each leaf holding the end of an active
+// chunk or kInactive. Finding the active intervals that intersect [start, end)
+// costs O(log C) per interval found.
+class ActiveIntervals {
+ public:
+  static constexpr __int128 kInactive = static_cast<__int128>(std::numeric_limits<int64_t>::min()) - 1;
+
+  explicit ActiveIntervals(size_t count) {
+    while (leaves_ < count) leaves_ *= 2;
+    max_end_.assign(2 * leaves_, kInactive);
+  }
+
+  void Set(size_t position, __int128 end) {
+    size_t node = leaves_ + position;
+    max_end_[node] = end;
+    for (node /= 2; node >= 1; node /= 2) max_end_[node] = std::max(max_end_[2 * node], max_end_[2 * node + 1]);
+  }
+
+  // Calls visit(position) for every active position below `limit` whose end
+  // is past `start`.
+  template <typename Visit>
+  void ForEachEndingAfter(size_t limit, __int128 start, const Visit& visit) const {
+    Descend(1, 0, leaves_, limit, start, visit);
+  }
+
+ private:
+  template <typename Visit>
+  void Descend(size_t node, size_t low, size_t high, size_t limit, __int128 start, const Visit& visit) const {
+    if (low >= limit || max_end_[node] <= start) return;
+    if (high - low == 1) {
+      visit(low);
+      return;
+    }
+    const size_t middle = low + (high - low) / 2;
+    Descend(2 * node, low, middle, limit, start, visit);
+    Descend(2 * node + 1, middle, high, limit, start, visit);
+  }
+
+  size_t leaves_ = 1;
+  std::vector<__int128> max_end_;
+};
+
+// Every pair (i, j), i < j, of chunks sharing an element, ascending.
+//
+// Sweep along one dimension in start order: a chunk meets the chunks still
+// active there (end past its start); among those, the index over a second
+// dimension yields the ones that intersect it there too, and the remaining
+// dimensions decide.
+std::vector<std::pair<int64_t, int64_t>> OverlappingPairs(const std::vector<ChunkBox>& chunks, size_t rank) {
+  std::vector<std::pair<int64_t, int64_t>> pairs;
+  const FlatBoxes boxes(chunks, rank);
+  if (rank == 0 || boxes.size() < 2) return pairs;
+  std::vector<std::vector<std::pair<int64_t, size_t>>> sorted_by_start(rank);
+  for (size_t d = 0; d < rank; ++d) sorted_by_start[d] = boxes.SortedByStart(d);
+  const auto [sweep_dim, index_dim] = ChooseDims(sorted_by_start);
+  std::vector<size_t> other_dims;
+  for (size_t d = 0; d < rank; ++d) {
+    if (d != sweep_dim && d != index_dim) other_dims.push_back(d);
+  }
+
+  const std::vector<std::pair<int64_t, size_t>>& by_index_start = sorted_by_start[index_dim];
+  std::vector<size_t> position_of(boxes.size());
+  for (size_t p = 0; p < by_index_start.size(); ++p) position_of[by_index_start[p].second] = p;
+
+  ActiveIntervals active(boxes.size());
+  using Expiry = std::pair<__int128, size_t>;  // (end in sweep_dim, position)
+  std::priority_queue<Expiry, std::vector<Expiry>, std::greater<Expiry>> expiries;
+  for (const auto& [sweep_start, k] : sorted_by_start[sweep_dim]) {
+    while (!expiries.empty() && expiries.top().first <= sweep_start) {
+      active.Set(expiries.top().second, ActiveIntervals::kInactive);
+      expiries.pop();
+    }
+    const __int128 index_end = boxes.end(k, index_dim);
+    const size_t limit =
+        std::lower_bound(by_index_start.begin(), by_index_start.end(), index_end,
+                         [](const std::pair<int64_t, size_t>& entry, __int128 end) { return entry.first < end; }) -
+        by_index_start.begin();
+    active.ForEachEndingAfter(limit, boxes.start(k, index_dim), [&](size_t position) {
+      const size_t other = by_index_start[position].second;
+      if (!boxes.IntersectIn(k, other, other_dims)) return;
+      pairs.emplace_back(std::min(boxes.id(k), boxes.id(other)), std::max(boxes.id(k), boxes.id(other)));
+    });
+    active.Set(position_of[k], index_end);
+    expiries.emplace(boxes.end(k, sweep_dim), position_of[k]);
+  }
+  std::sort(pairs.begin(), pairs.end());
+  return pairs;
+}
+
+void AppendOverlapProblems(absl::string_view fqn, const TensorStorageMetadata& tensor,
+                           std::vector<PlanProblem>& problems) {
+  // Degenerate plans (many copies of one chunk) have many pairs per chunk:
+  // print each chunk once.
+  std::vector<std::string> printed(tensor.chunks.size());
+  auto print = [&](int64_t i) -> const std::string& {
+    if (printed[i].empty()) printed[i] = absl::StrCat(i, " ", ToString(tensor.chunks[i]));
+    return printed[i];
+  };
+  for (const auto& [i, j] : OverlappingPairs(tensor.chunks, tensor.size.size())) {
+    PlanProblem problem;
+    problem.kind = ProblemKind::kOverlap;
+    problem.fqn = std::string(fqn);
+    problem.chunks = {i, j};
+    problem.message = absl::StrCat("key:", fqn, " has overlapping chunks ", print(i), " and ", print(j));
+    problems.push_back(std::move(problem));
+  }
+}
+
+// ---- Volume -------------------------------------------------------------------
+
+// Sum of the chunks' volumes, exact in 128 bits: a chunk whose volume does not
+// fit in int64 counts INT64_MAX + 1 (enough to make any comparison with an
+// int64 tensor volume fail), a chunk with a negative size counts 0.
+struct ChunksVolume {
+  __int128 sum = 0;
+  bool has_negative_size = false;
+};
+
+ChunksVolume SumChunkVolumes(const std::vector<ChunkBox>& chunks) {
+  ChunksVolume total;
+  for (const ChunkBox& chunk : chunks) {
+    absl::StatusOr<int64_t> volume = Volume(chunk);
+    if (volume.ok()) {
+      total.sum += *volume;
+    } else if (volume.status().code() == absl::StatusCode::kOutOfRange) {
+      total.sum += static_cast<__int128>(kInt64Max) + 1;
+    } else {
+      total.has_negative_size = true;
+    }
+  }
+  return total;
+}
+
+int64_t Saturate(__int128 value) { return value > kInt64Max ? kInt64Max : static_cast<int64_t>(value); }
+
+std::string CoveredText(__int128 sum) {
+  if (sum > kInt64Max) return absl::StrCat("more than ", kInt64Max);
+  return absl::StrCat(static_cast<int64_t>(sum));
+}
+
+void AppendVolumeProblem(absl::string_view fqn, const TensorStorageMetadata& tensor,
+                         std::vector<PlanProblem>& problems) {
+  const ChunksVolume chunks_volume = SumChunkVolumes(tensor.chunks);
+  PlanProblem problem;
+  problem.kind = ProblemKind::kVolume;
+  problem.fqn = std::string(fqn);
+  problem.actual = Saturate(chunks_volume.sum);
+  absl::StatusOr<int64_t> tensor_volume = ShapeVolume(tensor.size);
+  if (!tensor_volume.ok()) {
+    const bool overflow = tensor_volume.status().code() == absl::StatusCode::kOutOfRange;
+    problem.expected = overflow ? kInt64Max : 0;
+    problem.message = absl::StrCat("key:", fqn, " has size ", ShapeToString(tensor.size),
+                                   overflow ? " whose volume overflows int64" : " with a negative dimension");
+    problems.push_back(std::move(problem));
+    return;
+  }
+  if (chunks_volume.sum == *tensor_volume) return;
+  problem.expected = *tensor_volume;
+  problem.message = absl::StrCat("key:", fqn, " has ", tensor.chunks.size(), " chunks covering ",
+                                 CoveredText(chunks_volume.sum), " elements but its size ",
+                                 ShapeToString(tensor.size), " has ", *tensor_volume);
+  if (chunks_volume.has_negative_size) absl::StrAppend(&problem.message, " (chunks with a negative size count 0)");
+  problems.push_back(std::move(problem));
+}
+
+}  // namespace
+
+std::vector<PlanProblem> ValidateTensor(absl::string_view fqn, const TensorStorageMetadata& tensor) {
+  std::vector<PlanProblem> problems;
+  if (tensor.size.empty()) return problems;
+  AppendOutOfBoundsProblems(fqn, tensor, problems);
+  AppendOverlapProblems(fqn, tensor, problems);
+  AppendVolumeProblem(fqn, tensor, problems);
+  return problems;
+}
+
+std::vector<PlanProblem> ValidateMetadata(const StateDictMetadata& metadata) {
+  std::vector<PlanProblem> problems;
+  for (const auto& [fqn, value] : metadata) {
+    const auto* tensor = std::get_if<TensorStorageMetadata>(&value);
+    if (tensor == nullptr) continue;
+    std::vector<PlanProblem> tensor_problems = ValidateTensor(fqn, *tensor);
+    problems.insert(problems.end(), std::make_move_iterator(tensor_problems.begin()),
+                    std::make_move_iterator(tensor_problems.end()));
+  }
+  return problems;
+}
+
+}  // namespace dcplan
