@@ -22,10 +22,19 @@ namespace dcplan {
 
 // Read items for destination chunks `local_chunks` of tensor `fqn` from its
 // stored chunks: for each destination chunk (in order), one item per stored
-// chunk that overlaps it (PyTorch's strict test, OverlapsPyTorch), stored
-// chunks in metadata order: the E0-E6 order of spec/planner.md §5.5, computed
-// without the all-pairs loop. Hints: destination chunk's position in
-// `local_chunks`, stored chunk's position in `stored.chunks`.
+// chunk that overlaps it (PyTorch's strict test, OverlapsPyTorch: a zero-size
+// chunk strictly inside another one overlaps it and gets a zero-length item),
+// stored chunks in metadata order. This is the E0-E6 item order of
+// spec/planner.md §5.5, with its per-dim offsets and lengths, computed from an
+// index of the stored chunks rather than the all-pairs loop: cost
+// O((n + m + c) log n) for n stored and m destination chunks, c = the pairs
+// that overlap in the stored chunks' most varied dimension (the items for
+// row, column or 1-D splits). Index hints: the destination chunk's position in
+// `local_chunks`, the stored chunk's position in `stored.chunks`. 0-d tensors:
+// every 0-d destination chunk gets one item per 0-d stored chunk, with empty
+// offsets and lengths. A chunk (destination or stored) whose rank differs from
+// `stored.size`'s, or that is malformed (CheckWellFormed fails: negative size,
+// offset + size overflowing int64), matches nothing.
 std::vector<ReadItem> CreateReadItemsForChunkList(absl::string_view fqn, const TensorStorageMetadata& stored,
                                                   const std::vector<ChunkBox>& local_chunks);
 
@@ -41,7 +50,7 @@ struct LoadPlanError {
   int64_t rank = 0;
   std::string fqn;
   LoadErrorKind kind = LoadErrorKind::kMissingKey;
-  std::string message;  // names the rank, the key, the saved and requested sizes
+  std::string message;  // names the rank and the key; both sizes for kSizeMismatch
 
   friend bool operator==(const LoadPlanError& a, const LoadPlanError& b) {
     return a.rank == b.rank && a.fqn == b.fqn && a.kind == b.kind && a.message == b.message;
@@ -57,20 +66,33 @@ struct LoadPlannerOptions {
 
 struct LocalLoadPlan {
   LoadPlan plan;
-  // Every error found; good keys still get their read items.
+  // Every error found, in description order; good keys still get their read
+  // items. A non-empty list means the load must not proceed.
   std::vector<LoadPlanError> errors;
 };
 
-// create_default_local_load_plan for one rank: values in description order;
-// OpaqueValue requests against bytes entries get one BYTE_IO item
-// (dest/storage index (fqn, None), offsets and lengths (0,)); tensor requests
-// (WholeTensor: one chunk covering the shape; ShardedTensor: its local chunks)
-// get CreateReadItemsForChunkList. planner_data = description.mapping.
+// create_default_local_load_plan for one rank, without stopping at the first
+// error. Values are planned in description order:
+// - key missing from the checkpoint: kMissingKey when options.strict
+//   ("Missing key in checkpoint state_dict: x." and the rank), else skipped;
+// - OpaqueValue against a bytes entry: one BYTE_IO item, dest/storage index
+//   (fqn, no offset, no hint), offsets and lengths (0,);
+// - tensor request (WholeTensor: one chunk covering the shape; ShardedTensor:
+//   its local chunks) against a tensor entry: kSizeMismatch if the requested
+//   global shape differs from the saved size (both in the message), else
+//   CreateReadItemsForChunkList. A ShardedTensor chunk that does not lie
+//   inside its global shape (wrong rank, negative size, out of bounds) is also
+//   reported as kSizeMismatch, one error per such chunk, and the key then gets
+//   no read items;
+// - tensor request against a bytes entry, or OpaqueValue against a tensor
+//   entry: kTypeMismatch (PyTorch silently reads bytes into a tensor request:
+//   an intended difference).
+// planner_data = description.mapping.
 LocalLoadPlan CreateLocalLoadPlan(const StateDictDescription& description, const Metadata& metadata,
                                   const LoadPlannerOptions& options, int64_t rank);
 
-// All errors of `plan` as one Status (InvalidArgument, one line per error), or
-// OK.
+// `errors` as one Status: InvalidArgument with one line per error
+// ("rank 0: missing_key 'x': <message>"), or OK when there are none.
 absl::Status LoadErrorsToStatus(const std::vector<LoadPlanError>& errors);
 
 // create_default_global_load_plan: the plans unchanged (no dedup, no caching).
@@ -82,9 +104,11 @@ std::vector<LoadPlan> CreateGlobalLoadPlan(std::vector<LoadPlan> plans);
 // metadata.planner_data for the included keys (a key without a mapping entry
 // maps to the one-element path (key)). With `keys`, only keys that are in the
 // set, or one of whose object-path prefixes ("a", "a.b", ... joined by ".")
-// is, are included. Unlike PyTorch (anchor-defects.md), an exact match always
-// includes the key and a checkpoint without planner_data is handled (exact
-// matches only).
+// is, are included (list indices print in decimal: path ("ema", 0) has the
+// prefixes "ema" and "ema.0"). Unlike PyTorch (anchor-defects.md), an exact
+// match always includes the key, and a key without a recorded object path
+// (no planner_data, or the key missing from it) is included by exact match
+// only. Without planner_data the description's mapping is nullopt.
 StateDictDescription DescribeCheckpoint(const Metadata& metadata,
                                         const std::optional<absl::flat_hash_set<std::string>>& keys);
 
