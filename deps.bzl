@@ -37,6 +37,7 @@ def dcplan_dependencies(dcplan_path = "."):
         "nlohmann_json": ("/usr", "nlohmann_json.BUILD"),
         "libtorch": ("/usr", "libtorch.BUILD"),
         "gloo": ("/usr", "gloo.BUILD"),
+        "xxhash": ("/usr", "xxhash.BUILD"),
     }
     for name, (path, build) in libs.items():
         _maybe(native.new_local_repository, name, path = path, build_file = _build_file(build))

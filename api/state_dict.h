@@ -1,0 +1,85 @@
+#ifndef DCPLAN_API_STATE_DICT_H_
+#define DCPLAN_API_STATE_DICT_H_
+
+// StateDict: what a training stack saves and loads. A nested structure of
+// string-keyed mappings and lists (engine/flatten.h's Nested) whose leaves are
+//   - a torch::Tensor: replicated, every rank holding the key holds the whole
+//     tensor (saved as one TENSOR item, deduplicated across ranks);
+//   - a ShardedTensor: the global shape plus this rank's local shards, each a
+//     tensor with its global offsets (FSDP, TP, 2-D; one SHARD item per shard);
+//   - any other c10::IValue LibTorch can pickle (ints, floats, strings, lists,
+//     dicts, tuples, ...): saved as a BYTE_IO item in torch.save format.
+// Keys are flattened exactly like PyTorch's DCP, so checkpoints interoperate.
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <ATen/core/ivalue.h>
+
+#include "absl/status/statusor.h"
+#include "engine/box.h"
+#include "engine/description.h"
+#include "engine/flatten.h"
+
+namespace dcplan {
+
+// One piece of a sharded tensor held by this rank.
+struct LocalShard {
+  at::Tensor tensor;  // its sizes are the piece's sizes
+  Shape offsets;      // where the piece starts in the global tensor
+};
+
+struct ShardedTensor {
+  Shape global_shape;
+  // The dtype of every shard; needed when this rank holds no shard.
+  c10::ScalarType dtype = c10::ScalarType::Float;
+  std::vector<LocalShard> local_shards;
+};
+
+using StateValue = std::variant<at::Tensor, ShardedTensor, c10::IValue>;
+using StateDict = Nested<StateValue>;
+
+// Convenience constructors for building state dicts in code.
+//   StateDict sd = Dict({{"model", Dict({{"w", Value(w)}})}, {"step", Value(c10::IValue(5))}});
+StateDict Value(at::Tensor tensor);
+StateDict Value(ShardedTensor tensor);
+StateDict Value(c10::IValue value);
+StateDict Dict(std::vector<std::pair<std::string, StateDict>> entries);
+StateDict List(std::vector<StateDict> items);
+
+// True for tensor leaves (plain and sharded): what the flattening traversal
+// needs to know.
+bool IsTensorValue(const StateValue& value);
+
+// Flattens like PyTorch's set_up_planner (flatten_state_dict, current key
+// format). Errors: duplicated keys, a root that is not a mapping.
+absl::StatusOr<FlatStateDict<StateValue>> FlattenForSave(const StateDict& state_dict);
+
+// The engine description of a flattened state dict: WholeTensor for tensors,
+// ShardedTensor for sharded ones, OpaqueValue for everything else (values and
+// subtrees saved whole), with `flat.mapping` as the mapping. Errors
+// (InvalidArgument naming the key): a shard whose rank or extent does not fit
+// the global shape, shards of another dtype than declared, a non-CPU tensor
+// where only CPU is supported.
+absl::StatusOr<StateDictDescription> Describe(const FlatStateDict<StateValue>& flat);
+
+// A non-tensor value (leaf or subtree saved whole) as the IValue that is
+// pickled: None, scalars and objects as they are, mappings as
+// Dict[str, Any], lists as List[Any]. Error for a tensor found inside
+// a subtree that is saved whole (PyTorch would pickle it inside the blob;
+// dcplan supports that only for IValue leaves).
+absl::StatusOr<c10::IValue> ToIValue(const StateDict& value);
+
+// A nested IValue (GenericDict / List / Tuple / Tensor / scalars) as a
+// StateDict: dicts become mappings (keys stringified like PyTorch), lists
+// become lists, tensors become tensor leaves, everything else (tuples
+// included) IValue leaves.
+absl::StatusOr<StateDict> FromIValue(const c10::IValue& value);
+
+}  // namespace dcplan
+
+#endif  // DCPLAN_API_STATE_DICT_H_

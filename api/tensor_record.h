@@ -1,0 +1,93 @@
+#ifndef DCPLAN_API_TENSOR_RECORD_H_
+#define DCPLAN_API_TENSOR_RECORD_H_
+
+// One item's payload in torch.save format (spec/format.md §3, §6): a ZIP
+// archive (folder "archive", stored records, 64-byte aligned data) whose
+// data.pkl rebuilds a tensor with torch._utils._rebuild_tensor_v2 from the
+// storage record data/0, or pickles any other value.
+//
+// Writing streams: the tensor's bytes go from its memory to the sink without
+// an intermediate copy (LibTorch's PyTorchStreamWriter). Reading parses
+// data.pkl with the allowlisted unpickler (api/pickle) and reports where the
+// storage bytes are, so callers read them straight into place.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include <ATen/core/Tensor.h>
+#include <ATen/core/ivalue.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "engine/box.h"
+
+namespace dcplan {
+
+// Receives consecutive bytes of an archive. A non-OK status aborts the write.
+using ByteSink = std::function<absl::Status(const char* data, size_t size)>;
+
+// torch.save(tensor) of a CPU tensor, streamed to `sink`. A tensor that does
+// not own exactly its elements (a view, an offset into a larger storage) is
+// written as a contiguous copy, so only the item's own elements are stored.
+// Returns the number of bytes written. Errors: non-CPU tensor, unsupported
+// dtype, sink errors.
+absl::StatusOr<int64_t> WriteTensorRecord(const at::Tensor& tensor, const ByteSink& sink);
+
+// torch.save(value) for a non-tensor value (torch::pickle_save), in memory:
+// bytes values are small. Errors: values LibTorch cannot pickle.
+absl::StatusOr<std::string> SaveValueRecord(const c10::IValue& value);
+
+// torch.load of a BYTE_IO payload (torch::pickle_load; LibTorch's unpickler
+// builds only TorchScript types, it executes nothing). Errors: malformed
+// archives or pickles, never a crash.
+absl::StatusOr<c10::IValue> LoadValueRecord(absl::string_view archive);
+
+// Random access to one archive (an item's [offset, offset + length) slice of
+// a .distcp file, or a buffer).
+class RecordSource {
+ public:
+  virtual ~RecordSource() = default;
+  virtual int64_t size() const = 0;
+  // Reads exactly `n` bytes at `offset` (relative to the archive's start).
+  virtual absl::Status ReadAt(int64_t offset, void* out, int64_t n) const = 0;
+};
+
+// A RecordSource over bytes in memory (not owned).
+class BufferRecordSource : public RecordSource {
+ public:
+  explicit BufferRecordSource(absl::string_view bytes) : bytes_(bytes) {}
+  int64_t size() const override { return static_cast<int64_t>(bytes_.size()); }
+  absl::Status ReadAt(int64_t offset, void* out, int64_t n) const override;
+
+ private:
+  absl::string_view bytes_;
+};
+
+// What data.pkl says about a saved tensor, and where its storage bytes are.
+struct TensorRecordInfo {
+  c10::ScalarType dtype = c10::ScalarType::Float;
+  Shape sizes;
+  Shape strides;
+  int64_t storage_offset = 0;   // in elements
+  int64_t storage_numel = 0;    // elements in the storage record
+  int64_t data_offset = 0;      // of the storage record's bytes, in the archive
+  int64_t data_length = 0;      // storage_numel * element size
+};
+
+// Parses the archive's data.pkl (allowlisted globals only: the
+// _rebuild_tensor_v2/_v3 rebuilders, storage classes, OrderedDict) and
+// locates the storage record. Checks that sizes/strides/offset stay inside
+// the storage and that the record lies inside the archive. Errors name what
+// is wrong ("data.pkl: global 'os.system' is not allowed", "storage record
+// data/0 ends past the archive").
+absl::StatusOr<TensorRecordInfo> ReadTensorRecordInfo(const RecordSource& source);
+
+// The whole tensor of a record, as a new CPU tensor with the saved sizes
+// (contiguous).
+absl::StatusOr<at::Tensor> ReadTensorRecord(const RecordSource& source);
+
+}  // namespace dcplan
+
+#endif  // DCPLAN_API_TENSOR_RECORD_H_
