@@ -17,10 +17,12 @@ namespace dcplan {
 
 enum class DedupPolicy : uint8_t {
   // PyTorch's greedy (dedup_save_plans, spec/plan-json.md `options.dedup`):
-  // keys in first-seen order (rank 0's items first); each goes to the holder
-  // with the smallest running total, ties to the lowest rank; that total grows
-  // by tensor_storage_size() (global size!), or 1 for bytes items and empty
-  // tensors. Single-holder items count too.
+  // keys in first-seen order (rank 0's items first, each plan in item order);
+  // each goes to the holder with the smallest running total, ties to the
+  // lowest rank (PyTorch: CPython set order, an intended difference); that
+  // total grows by tensor_storage_size() (global size x element size, also
+  // for shards) of the key's LAST appearance, or 1 for bytes items and
+  // zero-byte tensors. Single-holder items count too.
   kPyTorch,
   // dedup_save_to_lowest_rank: every key to its lowest holder.
   kLowestRank,
@@ -42,8 +44,12 @@ struct DedupResult {
   std::vector<PlanProblem> conflicts;
 };
 
-// Deduplicates `plans` (one per rank, index = rank). Error only on arithmetic
-// overflow of an item's size.
+// Deduplicates `plans` (one per rank, index = rank). A plan holding one key
+// twice keeps both copies if it is chosen for that key and neither otherwise.
+// Conflicts are listed in key first-seen order. Cost: O(total items) hash
+// lookups plus, for kBalanced, a sort of the replicated keys. Error on
+// arithmetic overflow of an item's size or of a rank's total, and for more
+// than 2^31 - 1 plans or items.
 absl::StatusOr<DedupResult> DedupSavePlans(const std::vector<SavePlan>& plans, DedupPolicy policy);
 
 // Bytes each plan writes (WriteItem::PayloadBytes summed): the "balance"

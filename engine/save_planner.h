@@ -22,8 +22,10 @@ namespace dcplan {
 // OpaqueValue (index (fqn), bytes_io_nbytes = nbytes), in description order;
 // planner_data = description.mapping. Every rank emits every value
 // (`is_coordinator` is kept for PyTorch's signature; E1+ ignores it).
-// Error (InvalidArgument naming the fqn) for a malformed chunk: rank differing
-// from the global shape's, negative sizes, offset + size overflowing.
+// Error (InvalidArgument naming the fqn) for a negative dimension, a malformed
+// chunk (rank differing from the global shape's, negative sizes, offset +
+// size overflowing) or a negative OpaqueValue::nbytes. Chunks outside the
+// global shape are accepted here and reported by validation.
 absl::StatusOr<SavePlan> CreateLocalSavePlan(const StateDictDescription& description, bool is_coordinator);
 
 struct GlobalPlanAndMetadata {
@@ -35,16 +37,24 @@ struct GlobalPlanAndMetadata {
 };
 
 // create_default_global_save_plan: visits plans in rank order and items in
-// plan order; metadata keys in first-appearance order; a tensor's properties
-// and size come from its first item; with `rewrite_index_hints` every tensor
-// item's index hint becomes its chunk's position in metadata, bytes items keep
-// index nullopt.
+// plan order; metadata keys in first-appearance order, chunks appended in
+// visiting order; a tensor's properties and size come from its first item;
+// with `rewrite_index_hints` every tensor item's index hint becomes its
+// chunk's position in the metadata (bytes items keep theirs, normally
+// nullopt), without it hints are left as they were.
+// Where PyTorch asserts or silently merges, dcplan reports a kPlanError
+// (naming the rank and the item's position in its plan) and drops the item:
+// a TENSOR or BYTE_IO item whose fqn is already in the metadata, a SHARD item
+// whose fqn is a whole tensor or a bytes value, a SHARD disagreeing with the
+// fqn's earlier shards on dtype or global size, a tensor item without tensor
+// data.
 GlobalPlanAndMetadata CreateDefaultGlobalSavePlan(const std::vector<SavePlan>& plans, bool rewrite_index_hints);
 
 // dict(ChainMap(*mappings)): a key's value from the lowest rank that has it;
 // key order = last rank's keys, then the previous rank's new keys, ... down to
-// rank 0. Error (FailedPrecondition naming the rank) if a plan has no
-// planner_data.
+// rank 0; no plans give an empty mapping. O(total keys) hash lookups; each
+// distinct key's path is copied once. Error (FailedPrecondition naming the
+// rank) if a plan has no planner_data.
 absl::StatusOr<FlattenMapping> MergePlannerData(const std::vector<SavePlan>& plans);
 
 struct SavePlannerOptions {
@@ -69,7 +79,7 @@ struct GlobalSavePlan {
 };
 
 // The coordinator's _create_global_plan: dedup -> global plan -> mapping merge
-// (when flatten_state_dict) -> validation. Problems are returned, not raised,
+// (when flatten_state_dict; timed with the global plan) -> validation. Problems are returned, not raised,
 // so that callers can report all of them; Status errors are reserved for
 // inputs that cannot be planned at all (overflowing sizes, a missing mapping).
 absl::StatusOr<GlobalSavePlan> CreateGlobalSavePlan(const std::vector<SavePlan>& local_plans,

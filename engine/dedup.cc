@@ -1,0 +1,366 @@
+#include "engine/dedup.h"
+
+#include <algorithm>
+#include <cstddef>
+#include <limits>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "engine/internal/checked_math.h"
+
+namespace dcplan {
+namespace {
+
+// The engine keys items by the MetadataIndex stored in the caller's plans;
+// hashing through a pointer avoids copying 10^6 fqn strings and offsets.
+struct IndexPtrHash {
+  size_t operator()(const MetadataIndex* index) const { return absl::Hash<MetadataIndex>()(*index); }
+};
+struct IndexPtrEq {
+  bool operator()(const MetadataIndex* a, const MetadataIndex* b) const { return *a == *b; }
+};
+
+using Rank = int32_t;
+using KeyId = int32_t;
+
+// Facts about one item key, gathered in one pass over every plan.
+struct KeyInfo {
+  const WriteItem* first_item = nullptr;
+  Rank first_rank = 0;
+  // Position (in the concatenation of all plans' items) of the last
+  // appearance: PyTorch's `item_of` keeps the last one.
+  size_t last_position = 0;
+  // Last rank counted in holder_count: a plan holding the key twice is one
+  // holder.
+  Rank last_counted_rank = -1;
+  int32_t holder_count = 0;
+};
+
+// A rank whose item differs from the key's first item.
+struct ConflictingHolder {
+  Rank rank;
+  const WriteItem* item;
+};
+
+struct KeyTable {
+  std::vector<KeyInfo> keys;  // in first-seen order (key ids)
+  // Key id of every item; plan p's items are at [plan_starts[p], plan_starts[p + 1]).
+  std::vector<KeyId> item_keys;
+  std::vector<size_t> plan_starts;
+  // Holders of key k, ascending: holders[holder_starts[k] .. holder_starts[k + 1]).
+  std::vector<size_t> holder_starts;
+  std::vector<Rank> holders;
+  // Keys with a conflict, in order of detection, and their differing holders.
+  std::vector<KeyId> conflict_order;
+  absl::flat_hash_map<KeyId, std::vector<ConflictingHolder>> conflicts;
+};
+
+// The properties that make two items with one key the same data: PyTorch's
+// dedup ignores them, dcplan reports a difference as a conflict.
+bool SameData(const WriteItem& a, const WriteItem& b) {
+  if (a.type != b.type || a.tensor_data.has_value() != b.tensor_data.has_value()) return false;
+  if (!a.tensor_data) return true;
+  const TensorWriteData& x = *a.tensor_data;
+  const TensorWriteData& y = *b.tensor_data;
+  return x.chunk.sizes == y.chunk.sizes && x.properties.dtype == y.properties.dtype && x.size == y.size;
+}
+
+void NoteConflict(KeyTable& table, KeyId key, Rank rank, const WriteItem& item) {
+  auto [it, inserted] = table.conflicts.try_emplace(key);
+  if (inserted) table.conflict_order.push_back(key);
+  std::vector<ConflictingHolder>& holders = it->second;
+  if (holders.empty() || holders.back().rank != rank) holders.push_back({rank, &item});
+}
+
+absl::StatusOr<KeyTable> BuildKeyTable(const std::vector<SavePlan>& plans) {
+  KeyTable table;
+  table.plan_starts.reserve(plans.size() + 1);
+  size_t total_items = 0;
+  for (const SavePlan& plan : plans) {
+    table.plan_starts.push_back(total_items);
+    total_items += plan.items.size();
+  }
+  table.plan_starts.push_back(total_items);
+  if (plans.size() > static_cast<size_t>(std::numeric_limits<Rank>::max()) ||
+      total_items > static_cast<size_t>(std::numeric_limits<KeyId>::max())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("too many plans or items to deduplicate: ", plans.size(), " plans, ", total_items, " items"));
+  }
+  table.item_keys.reserve(total_items);
+  absl::flat_hash_map<const MetadataIndex*, KeyId, IndexPtrHash, IndexPtrEq> key_ids;
+  // Replicated state dicts have about as many keys as one plan has items.
+  key_ids.reserve(plans.empty() ? 0 : plans.front().items.size() * 2);
+  size_t position = 0;
+  for (Rank rank = 0; rank < static_cast<Rank>(plans.size()); ++rank) {
+    for (const WriteItem& item : plans[rank].items) {
+      auto [it, inserted] = key_ids.try_emplace(&item.index, static_cast<KeyId>(table.keys.size()));
+      const KeyId key = it->second;
+      if (inserted) {
+        KeyInfo info;
+        info.first_item = &item;
+        info.first_rank = rank;
+        table.keys.push_back(info);
+      } else if (!SameData(*table.keys[key].first_item, item)) {
+        NoteConflict(table, key, rank, item);
+      }
+      KeyInfo& info = table.keys[key];
+      info.last_position = position++;
+      if (info.last_counted_rank != rank) {
+        info.last_counted_rank = rank;
+        ++info.holder_count;
+      }
+      table.item_keys.push_back(key);
+    }
+  }
+  return table;
+}
+
+// Fills holder_starts/holders (CSR layout: one allocation for all keys).
+void BuildHolderLists(KeyTable& table, size_t num_plans) {
+  const size_t num_keys = table.keys.size();
+  table.holder_starts.assign(num_keys + 1, 0);
+  for (size_t k = 0; k < num_keys; ++k) {
+    table.holder_starts[k + 1] = table.holder_starts[k] + table.keys[k].holder_count;
+  }
+  table.holders.resize(table.holder_starts[num_keys]);
+  std::vector<size_t> cursor(table.holder_starts.begin(), table.holder_starts.end() - 1);
+  for (KeyInfo& info : table.keys) info.last_counted_rank = -1;
+  for (Rank rank = 0; rank < static_cast<Rank>(num_plans); ++rank) {
+    for (size_t i = table.plan_starts[rank]; i < table.plan_starts[rank + 1]; ++i) {
+      const KeyId key = table.item_keys[i];
+      KeyInfo& info = table.keys[key];
+      if (info.last_counted_rank == rank) continue;
+      info.last_counted_rank = rank;
+      table.holders[cursor[key]++] = rank;
+    }
+  }
+}
+
+// The first holder of `key` with the smallest load; holders are ascending, so
+// ties go to the lowest rank.
+Rank LeastLoadedHolder(const KeyTable& table, KeyId key, const std::vector<int64_t>& loads) {
+  Rank best = table.holders[table.holder_starts[key]];
+  for (size_t h = table.holder_starts[key] + 1; h < table.holder_starts[key + 1]; ++h) {
+    const Rank rank = table.holders[h];
+    if (loads[rank] < loads[best]) best = rank;
+  }
+  return best;
+}
+
+absl::Status AddLoad(std::vector<int64_t>& loads, Rank rank, int64_t weight) {
+  std::optional<int64_t> sum = internal::CheckedAdd(loads[rank], weight);
+  if (!sum) return absl::OutOfRangeError(absl::StrCat("dedup load of rank ", rank, " overflows int64"));
+  loads[rank] = *sum;
+  return absl::OkStatus();
+}
+
+const WriteItem& ItemAt(const std::vector<SavePlan>& plans, const KeyTable& table, size_t position) {
+  auto next_plan = std::upper_bound(table.plan_starts.begin(), table.plan_starts.end(), position);
+  const size_t rank = static_cast<size_t>(next_plan - table.plan_starts.begin()) - 1;
+  return plans[rank].items[position - table.plan_starts[rank]];
+}
+
+// Chosen writer per key id.
+using Choice = std::vector<Rank>;
+
+Choice ChooseLowestRank(const KeyTable& table) {
+  Choice chosen(table.keys.size());
+  for (size_t k = 0; k < table.keys.size(); ++k) chosen[k] = table.keys[k].first_rank;
+  return chosen;
+}
+
+absl::StatusOr<Choice> ChoosePyTorch(const std::vector<SavePlan>& plans, const KeyTable& table) {
+  Choice chosen(table.keys.size());
+  std::vector<int64_t> loads(plans.size(), 0);
+  for (KeyId key = 0; key < static_cast<KeyId>(table.keys.size()); ++key) {
+    absl::StatusOr<std::optional<int64_t>> size =
+        ItemAt(plans, table, table.keys[key].last_position).TensorStorageSize();
+    if (!size.ok()) return size.status();
+    const int64_t weight = (!size->has_value() || **size == 0) ? 1 : **size;
+    chosen[key] = LeastLoadedHolder(table, key, loads);
+    absl::Status added = AddLoad(loads, chosen[key], weight);
+    if (!added.ok()) return added;
+  }
+  return chosen;
+}
+
+absl::StatusOr<std::vector<int64_t>> ItemPayloads(const std::vector<SavePlan>& plans, size_t total_items) {
+  std::vector<int64_t> payloads;
+  payloads.reserve(total_items);
+  for (const SavePlan& plan : plans) {
+    for (const WriteItem& item : plan.items) {
+      absl::StatusOr<int64_t> bytes = item.PayloadBytes();
+      if (!bytes.ok()) return bytes.status();
+      payloads.push_back(*bytes);
+    }
+  }
+  return payloads;
+}
+
+// Largest per-rank sum of payloads under `chosen` (PlanBytes of the result).
+absl::StatusOr<int64_t> MaxRankBytes(const KeyTable& table, const std::vector<int64_t>& payloads,
+                                     const Choice& chosen, size_t num_plans) {
+  std::vector<int64_t> loads(num_plans, 0);
+  for (Rank rank = 0; rank < static_cast<Rank>(num_plans); ++rank) {
+    for (size_t i = table.plan_starts[rank]; i < table.plan_starts[rank + 1]; ++i) {
+      if (chosen[table.item_keys[i]] != rank) continue;
+      absl::Status added = AddLoad(loads, rank, payloads[i]);
+      if (!added.ok()) return added;
+    }
+  }
+  return loads.empty() ? 0 : *std::max_element(loads.begin(), loads.end());
+}
+
+absl::StatusOr<Choice> ChooseBalancedGreedy(const KeyTable& table, const std::vector<int64_t>& payloads,
+                                            size_t num_plans) {
+  Choice chosen(table.keys.size());
+  std::vector<int64_t> loads(num_plans, 0);
+  // Single-holder keys have no choice: their bytes are the starting loads.
+  for (Rank rank = 0; rank < static_cast<Rank>(num_plans); ++rank) {
+    for (size_t i = table.plan_starts[rank]; i < table.plan_starts[rank + 1]; ++i) {
+      const KeyId key = table.item_keys[i];
+      if (table.keys[key].holder_count != 1) continue;
+      chosen[key] = rank;
+      absl::Status added = AddLoad(loads, rank, payloads[i]);
+      if (!added.ok()) return added;
+    }
+  }
+  std::vector<KeyId> replicated;
+  for (KeyId key = 0; key < static_cast<KeyId>(table.keys.size()); ++key) {
+    if (table.keys[key].holder_count > 1) replicated.push_back(key);
+  }
+  auto key_bytes = [&](KeyId key) { return payloads[table.keys[key].last_position]; };
+  std::stable_sort(replicated.begin(), replicated.end(),
+                   [&](KeyId a, KeyId b) { return key_bytes(a) > key_bytes(b); });
+  for (KeyId key : replicated) {
+    chosen[key] = LeastLoadedHolder(table, key, loads);
+    absl::Status added = AddLoad(loads, chosen[key], key_bytes(key));
+    if (!added.ok()) return added;
+  }
+  return chosen;
+}
+
+absl::StatusOr<Choice> ChooseBalanced(const std::vector<SavePlan>& plans, const KeyTable& table) {
+  absl::StatusOr<std::vector<int64_t>> payloads = ItemPayloads(plans, table.item_keys.size());
+  if (!payloads.ok()) return payloads.status();
+  absl::StatusOr<Choice> greedy = ChooseBalancedGreedy(table, *payloads, plans.size());
+  if (!greedy.ok()) return greedy.status();
+  absl::StatusOr<Choice> pytorch = ChoosePyTorch(plans, table);
+  if (!pytorch.ok()) return pytorch.status();
+  absl::StatusOr<int64_t> greedy_max = MaxRankBytes(table, *payloads, *greedy, plans.size());
+  if (!greedy_max.ok()) return greedy_max.status();
+  absl::StatusOr<int64_t> pytorch_max = MaxRankBytes(table, *payloads, *pytorch, plans.size());
+  if (!pytorch_max.ok()) return pytorch_max.status();
+  return *greedy_max < *pytorch_max ? std::move(greedy) : std::move(pytorch);
+}
+
+std::vector<SavePlan> ApplyChoice(const std::vector<SavePlan>& plans, const KeyTable& table, const Choice& chosen) {
+  std::vector<SavePlan> result;
+  result.reserve(plans.size());
+  for (Rank rank = 0; rank < static_cast<Rank>(plans.size()); ++rank) {
+    const SavePlan& plan = plans[rank];
+    const size_t start = table.plan_starts[rank];
+    size_t kept = 0;
+    for (size_t i = 0; i < plan.items.size(); ++i) kept += chosen[table.item_keys[start + i]] == rank;
+    SavePlan out;
+    out.storage_data = plan.storage_data;
+    out.planner_data = plan.planner_data;
+    out.usable = plan.usable;
+    out.items.reserve(kept);
+    for (size_t i = 0; i < plan.items.size(); ++i) {
+      if (chosen[table.item_keys[start + i]] == rank) out.items.push_back(plan.items[i]);
+    }
+    result.push_back(std::move(out));
+  }
+  return result;
+}
+
+std::string DescribeItem(const WriteItem& item) {
+  std::string out(WriteItemTypeName(item.type));
+  if (item.tensor_data) {
+    absl::StrAppend(&out, " ", DTypeName(item.tensor_data->properties.dtype), " chunk sizes ",
+                    ShapeToString(item.tensor_data->chunk.sizes), " of global size ",
+                    ShapeToString(item.tensor_data->size));
+  }
+  return out;
+}
+
+PlanProblem ConflictProblem(const KeyTable& table, KeyId key, const std::vector<ConflictingHolder>& differing) {
+  constexpr size_t kMaxListedRanks = 8;
+  const KeyInfo& info = table.keys[key];
+  const MetadataIndex& index = info.first_item->index;
+  PlanProblem problem;
+  problem.kind = ProblemKind::kConflict;
+  problem.fqn = index.fqn;
+  if (index.offset) problem.offsets = *index.offset;
+  problem.message = absl::StrCat(
+      "items of '", index.fqn, "' at offsets ", index.offset ? ShapeToString(*index.offset) : "None",
+      " differ between ranks (type, chunk sizes, dtype or global size): rank ", info.first_rank, " writes ",
+      DescribeItem(*info.first_item));
+  for (size_t i = 0; i < differing.size() && i < kMaxListedRanks; ++i) {
+    absl::StrAppend(&problem.message, "; rank ", differing[i].rank, " writes ", DescribeItem(*differing[i].item));
+  }
+  if (differing.size() > kMaxListedRanks) {
+    absl::StrAppend(&problem.message, "; and ", differing.size() - kMaxListedRanks, " more ranks differ");
+  }
+  absl::StrAppend(&problem.message, ". Only one of them would be saved.");
+  return problem;
+}
+
+}  // namespace
+
+absl::string_view DedupPolicyName(DedupPolicy policy) {
+  switch (policy) {
+    case DedupPolicy::kPyTorch: return "pytorch";
+    case DedupPolicy::kLowestRank: return "lowest_rank";
+    case DedupPolicy::kBalanced: return "balanced";
+  }
+  return "?";
+}
+
+absl::StatusOr<DedupResult> DedupSavePlans(const std::vector<SavePlan>& plans, DedupPolicy policy) {
+  absl::StatusOr<KeyTable> table = BuildKeyTable(plans);
+  if (!table.ok()) return table.status();
+  absl::StatusOr<Choice> chosen;
+  if (policy == DedupPolicy::kLowestRank) {
+    chosen = ChooseLowestRank(*table);
+  } else {
+    BuildHolderLists(*table, plans.size());
+    chosen = policy == DedupPolicy::kPyTorch ? ChoosePyTorch(plans, *table) : ChooseBalanced(plans, *table);
+  }
+  if (!chosen.ok()) return chosen.status();
+  DedupResult result;
+  result.plans = ApplyChoice(plans, *table, *chosen);
+  // Detection order follows the later holder; report in key first-seen order.
+  std::sort(table->conflict_order.begin(), table->conflict_order.end());
+  result.conflicts.reserve(table->conflict_order.size());
+  for (KeyId key : table->conflict_order) {
+    result.conflicts.push_back(ConflictProblem(*table, key, table->conflicts.at(key)));
+  }
+  return result;
+}
+
+absl::StatusOr<std::vector<int64_t>> PlanBytes(const std::vector<SavePlan>& plans) {
+  std::vector<int64_t> totals;
+  totals.reserve(plans.size());
+  for (size_t rank = 0; rank < plans.size(); ++rank) {
+    int64_t total = 0;
+    for (const WriteItem& item : plans[rank].items) {
+      absl::StatusOr<int64_t> bytes = item.PayloadBytes();
+      if (!bytes.ok()) return bytes.status();
+      std::optional<int64_t> sum = internal::CheckedAdd(total, *bytes);
+      if (!sum) return absl::OutOfRangeError(absl::StrCat("bytes written by rank ", rank, " overflow int64"));
+      total = *sum;
+    }
+    totals.push_back(total);
+  }
+  return totals;
+}
+
+}  // namespace dcplan
