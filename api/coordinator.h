@@ -6,7 +6,11 @@
 // implementation runs over threads, another over c10d process groups.
 //
 // Every rank calls every collective in the same order. Rank 0 is the
-// coordinator.
+// coordinator. A collective's own failure (a timeout, ranks that disagree on
+// which collective comes next, a scatter list of the wrong length) is an error
+// Status on every rank that takes part, never a hang. An implementation only
+// provides the five primitives below; StepRunner builds the checkpoint
+// protocol on top of them.
 
 #include <cstdint>
 #include <functional>
@@ -30,10 +34,11 @@ class Coordinator {
   // The coordinator receives every rank's bytes (index = rank); other ranks
   // receive an empty vector.
   virtual absl::StatusOr<std::vector<std::string>> Gather(std::string local) = 0;
-  // The coordinator passes one string per rank (others pass an empty vector);
-  // every rank receives its own.
+  // The coordinator passes one string per rank (others pass an empty vector,
+  // which is ignored); every rank receives its own. A coordinator list of the
+  // wrong length fails the collective with InvalidArgument on every rank.
   virtual absl::StatusOr<std::string> Scatter(std::vector<std::string> per_rank) = 0;
-  // The coordinator's bytes, on every rank.
+  // The coordinator's bytes, on every rank (other ranks' argument is ignored).
   virtual absl::StatusOr<std::string> Broadcast(std::string from_coordinator) = 0;
   // Every rank's bytes, on every rank.
   virtual absl::StatusOr<std::vector<std::string>> AllGather(std::string local) = 0;
@@ -53,9 +58,25 @@ class SingleProcessCoordinator : public Coordinator {
 };
 
 // N ranks as threads of one process (tests, the in-process demo). Create one
-// group, then give each thread its rank's coordinator. A collective that not
-// every rank reaches within `timeout` fails with DeadlineExceeded naming the
-// missing ranks, on every rank that waits.
+// group, then give each thread its rank's coordinator; a rank's coordinator
+// serves one thread at a time (a second concurrent call on the same rank fails
+// with FailedPrecondition).
+//
+// Collectives are numbered per rank in call order, from 1; the n-th calls of
+// all ranks meet. Errors, on every rank involved:
+//   - not every rank reaches collective n within `timeout` (measured from each
+//     waiting rank's own call; absl::InfiniteDuration() waits forever):
+//     DeadlineExceeded, "collective 'gather' #3 timed out after 5s waiting for
+//     ranks 2, 3". A rank that arrives after the timeout gets the same error,
+//     so the ranks' numbering stays aligned and the next collective works;
+//   - ranks call different collectives as number n: FailedPrecondition
+//     "collective #n differs between ranks: rank 2 called 'broadcast' but
+//     rank 0 called 'gather'; ...", raised as soon as the mismatch is seen;
+//   - Scatter with a coordinator list of the wrong length: InvalidArgument.
+// A world size below 1 or a rank outside [0, world_size) is not a crash:
+// coordinator() then returns a stand-in whose collectives all fail with
+// InvalidArgument, and Run returns that one error without calling fn.
+// The group must outlive every call on its coordinators.
 class InProcessGroup {
  public:
   InProcessGroup(int64_t world_size, absl::Duration timeout = absl::Seconds(60));
@@ -79,9 +100,22 @@ class InProcessGroup {
 // every rank runs a function; any failure, on any rank, becomes the same error
 // on every rank, listing each failed rank and its message:
 //   "checkpoint step 'write' failed on 2 of 4 ranks:
-//      rank 1: ...
-//      rank 3: ..."
-// so that no rank hangs and none succeeds alone.
+//     rank 1: ...
+//     rank 3: ..."
+// so that no rank hangs and none succeeds alone. Details:
+//   - each rank's map outcome travels as an envelope (ok + payload, or status
+//     code + message; api/internal/step_envelope.h), so failures ride the
+//     ordinary collectives;
+//   - the coordinator runs reduce only if every map succeeded; a failing reduce
+//     (or, for ReduceScatter, one returning other than world_size results) is
+//     listed under the coordinator's rank;
+//   - the status code is that of the lowest failing rank; ranks are listed in
+//     rank order; continuation lines of a multi-line message are indented by
+//     four spaces; status payloads do not travel;
+//   - an empty map or reduce std::function counts as that rank's failure;
+//   - a failure of a collective itself (e.g. DeadlineExceeded) is returned
+//     as is, on the ranks that see it.
+// Uses only Coordinator's five primitives, so it works over any Coordinator.
 class StepRunner {
  public:
   explicit StepRunner(Coordinator& coordinator) : coordinator_(coordinator) {}
