@@ -91,4 +91,20 @@ absl::StatusOr<c10::IValue> LoadValueRecord(absl::string_view archive) {
   }
 }
 
+absl::StatusOr<at::Tensor> ReadTensorRecord(const RecordSource& source) {
+  std::string bytes(static_cast<size_t>(source.size()), '\0');
+  absl::Status read = source.ReadAt(0, bytes.data(), source.size());
+  if (!read.ok()) return read;
+  absl::StatusOr<c10::IValue> value = LoadValueRecord(bytes);
+  if (!value.ok()) return value.status();
+  if (!value->isTensor()) {
+    return absl::DataLossError(absl::StrCat("expected a tensor record, found a saved ", value->tagKind()));
+  }
+  at::Tensor tensor = value->toTensor();
+  if (!tensor.device().is_cpu() || tensor.layout() != at::kStrided) {
+    return absl::DataLossError("tensor record does not hold a strided CPU tensor");
+  }
+  return tensor;
+}
+
 }  // namespace dcplan

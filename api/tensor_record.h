@@ -7,9 +7,8 @@
 // storage record data/0, or pickles any other value.
 //
 // Writing streams: the tensor's bytes go from its memory to the sink without
-// an intermediate copy (LibTorch's PyTorchStreamWriter). Reading parses
-// data.pkl with the allowlisted unpickler (api/pickle) and reports where the
-// storage bytes are, so callers read them straight into place.
+// an intermediate copy (LibTorch's PyTorchStreamWriter). Reading uses
+// LibTorch's own torch.save reader.
 
 #include <cstdint>
 #include <functional>
@@ -21,7 +20,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "engine/box.h"
 
 namespace dcplan {
 
@@ -65,27 +63,11 @@ class BufferRecordSource : public RecordSource {
   absl::string_view bytes_;
 };
 
-// What data.pkl says about a saved tensor, and where its storage bytes are.
-struct TensorRecordInfo {
-  c10::ScalarType dtype = c10::ScalarType::Float;
-  Shape sizes;
-  Shape strides;
-  int64_t storage_offset = 0;   // in elements
-  int64_t storage_numel = 0;    // elements in the storage record
-  int64_t data_offset = 0;      // of the storage record's bytes, in the archive
-  int64_t data_length = 0;      // storage_numel * element size
-};
-
-// Parses the archive's data.pkl (allowlisted globals only: the
-// _rebuild_tensor_v2/_v3 rebuilders, storage classes, OrderedDict) and
-// locates the storage record. Checks that sizes/strides/offset stay inside
-// the storage and that the record lies inside the archive. Errors name what
-// is wrong ("data.pkl: global 'os.system' is not allowed", "storage record
-// data/0 ends past the archive").
-absl::StatusOr<TensorRecordInfo> ReadTensorRecordInfo(const RecordSource& source);
-
-// The whole tensor of a record, as a new CPU tensor with the saved sizes
-// (contiguous).
+// The tensor of a record (torch.load with LibTorch's unpickler, which builds
+// only TorchScript types and executes nothing), as a CPU tensor with the
+// saved sizes and dtype. Reads the whole record into memory: callers bound
+// that by the largest stored chunk. Errors (DataLoss) for malformed archives,
+// pickles that are not a tensor, storage records that do not match.
 absl::StatusOr<at::Tensor> ReadTensorRecord(const RecordSource& source);
 
 }  // namespace dcplan

@@ -36,6 +36,23 @@ TEST(TensorRecordTest, RoundTripsThroughLibTorchsReader) {
   EXPECT_TRUE(at::equal(LoadWithLibTorch(*archive), t));
 }
 
+TEST(TensorRecordTest, ReadsBackWhatItWrote) {
+  const at::Tensor t = at::arange(24, at::kDouble).reshape({2, 3, 4}).permute({2, 0, 1});
+  absl::StatusOr<std::string> archive = WriteToString(t);
+  ASSERT_TRUE(archive.ok()) << archive.status();
+  absl::StatusOr<at::Tensor> loaded = ReadTensorRecord(BufferRecordSource(*archive));
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_TRUE(at::equal(*loaded, t));
+  // A value record is not a tensor record.
+  absl::StatusOr<std::string> value = SaveValueRecord(c10::IValue(int64_t{3}));
+  ASSERT_TRUE(value.ok());
+  EXPECT_EQ(ReadTensorRecord(BufferRecordSource(*value)).status().code(), absl::StatusCode::kDataLoss);
+  // Truncated and corrupted archives are errors, never crashes.
+  for (size_t cut = 0; cut < archive->size(); cut += 7) {
+    EXPECT_FALSE(ReadTensorRecord(BufferRecordSource(absl::string_view(*archive).substr(0, cut))).ok()) << cut;
+  }
+}
+
 TEST(TensorRecordTest, ViewsStoreOnlyTheirOwnElements) {
   const at::Tensor base = at::arange(1000, at::kLong).reshape({10, 100});
   const at::Tensor view = base.narrow(0, 2, 3).narrow(1, 10, 5);  // 15 elements, non-contiguous
