@@ -81,6 +81,10 @@ class DefaultSavePlanner : public SavePlanner {
   virtual absl::StatusOr<WriteData> TransformObject(const WriteItem& item, const StateDict& object) const;
 
   const Options& options() const { return options_; }
+  // This rank's number: names it in plan-caching errors. Set it before the
+  // first CreateLocalPlan (the rank's plan cache is created there).
+  int64_t rank() const { return rank_; }
+  void set_rank(int64_t rank) { rank_ = rank; }
   // The plan this rank writes with (after FinishPlan).
   const SavePlan& plan() const { return plan_; }
   // Coordinator: the last global plans and metadata.
@@ -95,6 +99,7 @@ class DefaultSavePlanner : public SavePlanner {
   Options options_;
   FlatStateDict<StateValue> flat_;
   bool is_coordinator_ = false;
+  int64_t rank_ = 0;
   SavePlan plan_;
   std::vector<SavePlan> global_plan_;
   Metadata metadata_;
@@ -167,7 +172,10 @@ class DefaultLoadPlanner : public LoadPlanner {
 // SetUpPlanner requires an empty state dict and fills it with new CPU tensors
 // of the saved shapes and dtypes (and the saved non-tensor values), nested
 // by the checkpoint's flatten mapping. With `keys`, only those keys (or keys
-// under those dotted prefixes) are loaded.
+// under those dotted prefixes) are loaded. A default-constructed (None) state
+// dict counts as empty. Unlike PyTorch, loading some items of a list (keys
+// {"ema.1"}) works: the None padding SetElement leaves at the other positions
+// stays in the state dict but is not requested from the checkpoint.
 class EmptyStateDictLoadPlanner : public DefaultLoadPlanner {
  public:
   explicit EmptyStateDictLoadPlanner(std::optional<absl::flat_hash_set<std::string>> keys = std::nullopt,

@@ -5,8 +5,9 @@
 // string-keyed mappings and lists (engine/flatten.h's Nested) whose leaves are
 //   - a torch::Tensor: replicated, every rank holding the key holds the whole
 //     tensor (saved as one TENSOR item, deduplicated across ranks);
-//   - a ShardedTensor: the global shape plus this rank's local shards, each a
-//     tensor with its global offsets (FSDP, TP, 2-D; one SHARD item per shard);
+//   - a ShardedTensorValue: the global shape plus this rank's local shards,
+//     each a tensor with its global offsets (FSDP, TP, 2-D; one SHARD item per
+//     shard; no shard: no item, the key stays in the flatten mapping);
 //   - any other c10::IValue LibTorch can pickle (ints, floats, strings, lists,
 //     dicts, tuples, ...): saved as a BYTE_IO item in torch.save format.
 // Keys are flattened exactly like PyTorch's DCP, so checkpoints interoperate.
@@ -33,38 +34,52 @@ struct LocalShard {
   Shape offsets;      // where the piece starts in the global tensor
 };
 
-struct ShardedTensor {
+// A sharded tensor as the training stack holds it. (Named apart from the
+// engine's description type dcplan::ShardedTensor, engine/description.h, which
+// holds chunk boxes instead of tensors.)
+struct ShardedTensorValue {
   Shape global_shape;
   // The dtype of every shard; needed when this rank holds no shard.
   c10::ScalarType dtype = c10::ScalarType::Float;
   std::vector<LocalShard> local_shards;
 };
 
-using StateValue = std::variant<at::Tensor, ShardedTensor, c10::IValue>;
+using StateValue = std::variant<at::Tensor, ShardedTensorValue, c10::IValue>;
 using StateDict = Nested<StateValue>;
 
 // Convenience constructors for building state dicts in code.
 //   StateDict sd = Dict({{"model", Dict({{"w", Value(w)}})}, {"step", Value(c10::IValue(5))}});
+// Value(IValue) of a tensor IValue stores the tensor (a tensor leaf); None is
+// stored as an IValue leaf (saved as a bytes value, like a Python None).
 StateDict Value(at::Tensor tensor);
-StateDict Value(ShardedTensor tensor);
+StateDict Value(ShardedTensorValue tensor);
 StateDict Value(c10::IValue value);
 StateDict Dict(std::vector<std::pair<std::string, StateDict>> entries);
 StateDict List(std::vector<StateDict> items);
 
-// True for tensor leaves (plain and sharded): what the flattening traversal
-// needs to know.
+// True for tensor leaves (plain, sharded, or an IValue holding a tensor): what
+// the flattening traversal needs to know.
 bool IsTensorValue(const StateValue& value);
+
+// The plain tensor of a leaf (an at::Tensor, or an IValue holding a tensor),
+// or nullptr (sharded tensors and other values).
+const at::Tensor* PlainTensorOf(const StateValue& value);
 
 // Flattens like PyTorch's set_up_planner (flatten_state_dict, current key
 // format). Errors: duplicated keys, a root that is not a mapping.
 absl::StatusOr<FlatStateDict<StateValue>> FlattenForSave(const StateDict& state_dict);
 
-// The engine description of a flattened state dict: WholeTensor for tensors,
-// ShardedTensor for sharded ones, OpaqueValue for everything else (values and
-// subtrees saved whole), with `flat.mapping` as the mapping. Errors
-// (InvalidArgument naming the key): a shard whose rank or extent does not fit
-// the global shape, shards of another dtype than declared, a non-CPU tensor
-// where only CPU is supported.
+// The engine description of a flattened state dict: WholeTensor for tensors
+// (dtype, requires_grad, pin_memory from the tensor; layout strided, memory
+// format contiguous), ShardedTensor for sharded ones (properties: the declared
+// dtype, every other field default, so that ranks without shards describe the
+// tensor alike), OpaqueValue (nbytes unknown) for everything else (None,
+// values and subtrees saved whole), with `flat.mapping` as the mapping.
+// Errors (InvalidArgument naming the key, and the shard): an undefined or
+// non-strided (sparse, mkldnn) tensor, a dtype DCP cannot record, a negative
+// global dim, a shard whose offsets or dims do not have the global shape's
+// rank, that does not lie inside the global shape, or whose dtype differs from
+// the declared one.
 absl::StatusOr<StateDictDescription> Describe(const FlatStateDict<StateValue>& flat);
 
 // A non-tensor value (leaf or subtree saved whole) as the IValue that is
