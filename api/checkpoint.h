@@ -27,13 +27,32 @@
 namespace dcplan {
 
 // Saves `state_dict` (this rank's part). `planner` defaults to a
-// DefaultSavePlanner; pass one explicitly to keep plan caching across saves.
+// DefaultSavePlanner; pass one explicitly to keep plan caching across saves
+// (a DefaultSavePlanner passed in gets set_rank(coordinator.rank())).
+// Returns, on every rank, the metadata as committed (StorageWriter::Finish).
+//
+// Steps (spec/planner.md §6.2): reduce_scatter "plan" (local plans; global
+// plan and file prefixes on the coordinator), then all_reduce "write" (every
+// rank writes its items; the coordinator commits with Finish and broadcasts
+// the metadata). On any failure every rank calls writer.Abort().
 absl::StatusOr<Metadata> Save(const StateDict& state_dict, StorageWriter& writer, Coordinator& coordinator,
                               SavePlanner* planner = nullptr);
 
 // Loads into `state_dict` (this rank's destination tensors, filled in place;
 // non-tensor values replaced). Top-level keys are processed in sorted order,
-// as PyTorch does. `planner` defaults to a DefaultLoadPlanner.
+// as PyTorch does: the planner works on a copy of the top-level mapping with
+// sorted keys whose values share the caller's tensors (so the planner's
+// state-dict pointer is valid only during the call); on success, the copy's
+// top-level values are put back into the caller's mapping, which keeps its
+// key order (entries a planner created, e.g. EmptyStateDictLoadPlanner's,
+// are appended). A state dict that is not a mapping (None) is loaded as a
+// copy that replaces it on success. On failure the caller's non-tensor values are
+// unchanged. `planner` defaults to a DefaultLoadPlanner; a DefaultLoadPlanner
+// passed in gets set_rank(coordinator.rank()).
+//
+// Steps (spec/planner.md §6.3): reduce_scatter "plan" (read metadata, set up
+// planner and reader, local plans; global plan on the coordinator), then
+// all_gather "read" (ReadData with the finished plan).
 absl::Status Load(StateDict& state_dict, StorageReader& reader, Coordinator& coordinator,
                   LoadPlanner* planner = nullptr);
 

@@ -10,7 +10,10 @@
 //   - Checksums: the XXH3-64 of every item's stored bytes goes into a side
 //     file `.dcplan_checksums` that PyTorch never opens; the reader checks it
 //     when present, so a flipped bit is an error naming file, tensor and chunk.
-//   - Atomic commit: ranks write `__{r}_{n}.distcp.tmp`, fsync; the
+//     The file names the save id of its `.metadata` and hashes itself: a
+//     checksum file left by another save (PyTorch overwrote the checkpoint)
+//     is ignored, a damaged one is an error of its own.
+//   - Atomic commit: ranks write `__{r}_0.distcp.tmp`, fsync; the
 //     coordinator (after every rank succeeded) removes a previous `.metadata`
 //     (when overwriting), renames the data files into place, writes
 //     `.dcplan_checksums` and `.metadata` through temporary names with fsync
@@ -21,8 +24,20 @@
 //   - A directory that already holds a checkpoint is refused unless
 //     `overwrite` is set.
 //   - Streaming: peak extra memory is one item's serialized bytes for
-//     non-tensors and a small buffer for tensors on save; the largest stored
-//     chunk being read on load.
+//     non-tensors and an 8 MiB write buffer for tensors on save (plus a
+//     contiguous copy of a tensor that is a view); on load, one stored chunk
+//     (its bytes and its decoded tensor) at a time.
+//   - Bounds: every item's [offset, offset + length) is checked against the
+//     data file's size before it is read.
+//
+// Errors of one rank's writing and reading start with "rank N: " and name the
+// file and item, e.g.
+//   "rank 2: writing 'layers.0.w' shard at [4, 0] to __2_0.distcp.tmp: No
+//    space left on device"
+//   "rank 1: item 'w' chunk [4, 0] at __1_0.distcp offset 100 length 5000
+//    ends past the end of the file (3000 bytes)"
+//   "rank 1: checksum mismatch in __1_0.distcp at offset 100 (item 'w' chunk
+//    [4, 0]): the file is corrupt".
 
 #include <cstdint>
 #include <optional>
@@ -45,19 +60,39 @@ struct FileSystemWriterOptions {
   ProgressCallback progress;
 };
 
+// One writer per rank and save (it may be reused for later saves: each
+// successful or aborted save draws a fresh save id).
 class FileSystemWriter : public StorageWriter {
  public:
   explicit FileSystemWriter(std::string directory, FileSystemWriterOptions options = {});
 
   absl::Status SetUpStorageWriter(bool is_coordinator, int64_t rank) override;
+  // checkpoint_id = the directory as given, save_id = a random UUID (v4).
   std::optional<StorageMeta> GetStorageMeta() const override;
-  // Creates the directory; refuses an existing checkpoint without overwrite.
+  // mkdir -p; FailedPrecondition "checkpoint directory D already holds a
+  // checkpoint (.metadata); pass overwrite to replace it" without overwrite.
   absl::StatusOr<SavePlan> PrepareLocalPlan(SavePlan plan) override;
-  // storage_data of each plan = "__{r}_".
+  // storage_data of each plan without one = "__{r}_" (r = its position); a
+  // prefix must be a plain file-name prefix (no '/').
   absl::StatusOr<std::vector<SavePlan>> PrepareGlobalPlan(std::vector<SavePlan> plans) override;
-  // One file per rank, bytes items first, then tensors, in plan order.
+  // One file per rank, `{prefix}0.distcp.tmp` (created even with no items),
+  // bytes items first, then tensors, each in plan order, concatenated. Each
+  // result's StorageInfo names the final file `{prefix}0.distcp`. The planner
+  // must resolve a bytes item to bytes and a tensor item to a CPU tensor of
+  // the chunk's sizes and the plan's dtype.
   absl::StatusOr<std::vector<WriteResult>> WriteData(const SavePlan& plan, SavePlanner& planner) override;
-  absl::Status Finish(const Metadata& metadata, const std::vector<std::vector<WriteResult>>& results) override;
+  // Coordinator. Sets version "1.0.0", storage_data (rank order, then write
+  // order; an item written twice is an error) and storage_meta
+  // (checkpoint_id, save_id; modules kept), then commits: removes a previous
+  // `.metadata` (overwrite only; without it, a `.metadata` that appeared
+  // during the save is FailedPrecondition), renames every rank's data file
+  // into place, writes `.dcplan_checksums`, then `.metadata`, each through a
+  // `.tmp` name, fsync and rename, fsyncing the directory in between
+  // (fsyncs only with sync_files).
+  absl::StatusOr<Metadata> Finish(const Metadata& metadata,
+                                  const std::vector<std::vector<WriteResult>>& results) override;
+  // Removes this rank's temporary files (data, and on the coordinator the
+  // `.tmp` files of Finish). Files of a previous checkpoint are untouched.
   void Abort() override;
 
   const std::string& directory() const { return directory_; }
@@ -69,6 +104,7 @@ class FileSystemWriter : public StorageWriter {
   int64_t rank_ = 0;
   std::string save_id_;
   std::vector<std::string> temporary_files_;  // this rank's, until Finish
+  std::vector<std::string> file_prefixes_;    // coordinator: each rank's, from PrepareGlobalPlan
 };
 
 struct FileSystemReaderOptions {
@@ -82,15 +118,28 @@ class FileSystemReader : public StorageReader {
  public:
   explicit FileSystemReader(std::string directory, FileSystemReaderOptions options = {});
 
-  // Parses `.metadata` with the allowlisted unpickler.
+  // Parses `.metadata` with the allowlisted unpickler; errors name the file
+  // ("'/ckpt/.metadata': ..."). No `.metadata`: NotFound "no checkpoint in D
+  // (.metadata missing)". The metadata is returned as stored (no load_id is
+  // filled in).
   absl::StatusOr<Metadata> ReadMetadata() override;
+  // Keeps `metadata` for ReadData; FailedPrecondition if it has no
+  // storage_data.
   absl::Status SetUpStorageReader(const Metadata& metadata, bool is_coordinator, int64_t rank) override;
+  // Plans pass through unchanged.
   absl::StatusOr<LoadPlan> PrepareLocalPlan(LoadPlan plan) override;
   absl::StatusOr<std::vector<LoadPlan>> PrepareGlobalPlan(std::vector<LoadPlan> plans) override;
-  // Items grouped by file and sorted by offset; each stored chunk is read and
-  // decoded once however many read items use it; bounds-checked against the
-  // file size; checksum-verified. Errors name rank, file, offset, key and
-  // chunk.
+  // Items grouped by file (first-seen order) and sorted by offset; each
+  // stored chunk is read and decoded once however many read items use it,
+  // after its bounds are checked against the file size (DataLoss) and its
+  // checksum verified (DataLoss). Bytes items go to planner.LoadBytes; for a
+  // tensor item the stored tensor (whose dtype and size must be those the
+  // metadata records: DataLoss otherwise) is narrowed to storage_offsets /
+  // lengths and copied (converting dtypes, like PyTorch) into
+  // planner.ResolveTensor(item), whose shape must match, then
+  // planner.CommitTensor. Stream transforms (transform_descriptors) are
+  // Unimplemented. Errors name rank, file, offset, key and chunk; the
+  // destinations of the items before the failing one are already filled.
   absl::Status ReadData(const LoadPlan& plan, LoadPlanner& planner) override;
 
   const std::string& directory() const { return directory_; }

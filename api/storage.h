@@ -6,6 +6,7 @@
 // implementations for a directory in DCP's on-disk format.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -41,8 +42,11 @@ class StorageWriter {
   // Writes this rank's items (not yet visible as a checkpoint).
   virtual absl::StatusOr<std::vector<WriteResult>> WriteData(const SavePlan& plan, SavePlanner& planner) = 0;
   // Coordinator, after every rank wrote: commits the checkpoint (metadata
-  // last). `results[r]` are rank r's results.
-  virtual absl::Status Finish(const Metadata& metadata, const std::vector<std::vector<WriteResult>>& results) = 0;
+  // last). `results[r]` are rank r's results. Returns the metadata as
+  // committed (`metadata` completed with what the storage adds: item
+  // locations, storage meta, version).
+  virtual absl::StatusOr<Metadata> Finish(const Metadata& metadata,
+                                          const std::vector<std::vector<WriteResult>>& results) = 0;
   // Every rank, when the save failed: removes what this rank left behind.
   virtual void Abort() = 0;
 };

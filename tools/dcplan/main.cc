@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "tools/dcplan/demo_command.h"
 #include "tools/dcplan/plan_command.h"
 
 namespace dcplan::tools {
@@ -27,6 +28,7 @@ struct Subcommand {
 // Adding a subcommand is adding one line here.
 constexpr Subcommand kSubcommands[] = {
     {"plan", "plan a save or load scenario given as JSON and print the plans", &PlanMain, &PlanHelp},
+    {"demo", "save a sharded model from N ranks, load it resharded into M, verify", &DemoMain, &DemoHelp},
 };
 
 const Subcommand* FindSubcommand(absl::string_view name) {

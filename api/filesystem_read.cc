@@ -1,0 +1,257 @@
+// FileSystemReader::ReadData: stored chunks read once each, in file order.
+
+#include <algorithm>
+#include <exception>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "api/dtype_conversion.h"
+#include "api/filesystem.h"
+#include "api/internal/checksums.h"
+#include "api/internal/file_io.h"
+#include "api/tensor_record.h"
+#include "engine/internal/checked_math.h"
+
+namespace dcplan {
+namespace {
+
+using internal::JoinPath;
+
+absl::Status WithContext(const absl::Status& status, absl::string_view context) {
+  return absl::Status(status.code(), absl::StrCat(context, ": ", status.message()));
+}
+
+// "item 'w' chunk [4, 0]", "item 'step'".
+std::string StoredItemName(const MetadataIndex& index) {
+  std::string name = absl::StrCat("item '", index.fqn, "'");
+  if (index.offset) absl::StrAppend(&name, " chunk ", ShapeToString(*index.offset));
+  return name;
+}
+
+// One stored item and the read items that take data from it.
+struct StoredChunk {
+  MetadataIndex index;
+  StorageInfo info;
+  std::vector<const ReadItem*> items;
+};
+
+struct DataFile {
+  std::string relative_path;
+  std::vector<StoredChunk> chunks;  // by offset
+};
+
+// The plan's stored chunks, grouped by file (first-seen order) and sorted by
+// offset within each file.
+absl::StatusOr<std::vector<DataFile>> GroupByFile(const LoadPlan& plan, const StorageData& storage, int64_t rank) {
+  std::vector<DataFile> files;
+  absl::flat_hash_map<std::string, size_t> file_position;
+  absl::flat_hash_map<MetadataIndex, std::pair<size_t, size_t>> chunk_position;
+  for (const ReadItem& item : plan.items) {
+    auto known = chunk_position.find(item.storage_index);
+    if (known != chunk_position.end()) {
+      files[known->second.first].chunks[known->second.second].items.push_back(&item);
+      continue;
+    }
+    const StorageInfo* info = storage.Find(item.storage_index);
+    if (info == nullptr) {
+      return absl::DataLossError(absl::StrCat("rank ", rank, ": ", StoredItemName(item.storage_index),
+                                              " has no location in the checkpoint's storage_data"));
+    }
+    auto [file, inserted] = file_position.try_emplace(info->relative_path, files.size());
+    if (inserted) files.push_back(DataFile{info->relative_path, {}});
+    std::vector<StoredChunk>& chunks = files[file->second].chunks;
+    chunk_position.emplace(item.storage_index, std::make_pair(file->second, chunks.size()));
+    chunks.push_back(StoredChunk{item.storage_index, *info, {&item}});
+  }
+  for (DataFile& file : files) {
+    std::stable_sort(file.chunks.begin(), file.chunks.end(),
+                     [](const StoredChunk& a, const StoredChunk& b) { return a.info.offset < b.info.offset; });
+  }
+  return files;
+}
+
+// The checksums written with this checkpoint: nullopt when not verifying,
+// when there is no checksum file (PyTorch wrote the checkpoint) or when the
+// file belongs to another save (PyTorch overwrote a dcplan checkpoint).
+absl::StatusOr<std::optional<internal::ChecksumTable>> LoadChecksums(const std::string& directory,
+                                                                      const Metadata& metadata, bool verify) {
+  if (!verify) return std::nullopt;
+  const std::string path = JoinPath(directory, kChecksumsFileName);
+  absl::StatusOr<std::string> bytes = internal::ReadWholeFile(path);
+  if (absl::IsNotFound(bytes.status())) return std::nullopt;
+  if (!bytes.ok()) return WithContext(bytes.status(), absl::StrCat("'", path, "'"));
+  absl::StatusOr<internal::ChecksumTable> table = internal::ParseChecksums(*bytes, path);
+  if (!table.ok()) return table.status();
+  const bool same_save = metadata.storage_meta.has_value() && metadata.storage_meta->save_id.has_value() &&
+                         *metadata.storage_meta->save_id == table->save_id();
+  if (!same_save) return std::nullopt;
+  return std::optional<internal::ChecksumTable>(*std::move(table));
+}
+
+absl::Status VerifyChecksum(const internal::ChecksumTable& table, const StoredChunk& chunk, absl::string_view bytes,
+                            int64_t rank) {
+  const StorageInfo& info = chunk.info;
+  const internal::ChecksumEntry* entry = table.Find(info.relative_path, info.offset);
+  if (entry == nullptr || entry->length != info.length) {
+    return absl::DataLossError(absl::StrCat("rank ", rank, ": ", kChecksumsFileName, " does not list ",
+                                            StoredItemName(chunk.index), " at ", info.relative_path, " offset ",
+                                            info.offset, " length ", info.length,
+                                            ": it does not match .metadata"));
+  }
+  if (internal::Xxh3(bytes) != entry->checksum) {
+    return absl::DataLossError(absl::StrCat("rank ", rank, ": checksum mismatch in ", info.relative_path,
+                                            " at offset ", info.offset, " (", StoredItemName(chunk.index),
+                                            "): the file is corrupt"));
+  }
+  return absl::OkStatus();
+}
+
+// The stored tensor of `chunk`, checked against the checkpoint's metadata:
+// its dtype must be the recorded dtype and its size the recorded chunk size.
+absl::StatusOr<at::Tensor> DecodeStoredTensor(const StoredChunk& chunk, absl::string_view bytes,
+                                              const Metadata& metadata) {
+  const StorageMetadata* stored = metadata.state_dict_metadata.Find(chunk.index.fqn);
+  const auto* tensor_metadata = stored == nullptr ? nullptr : std::get_if<TensorStorageMetadata>(stored);
+  if (tensor_metadata == nullptr) {
+    return absl::InvalidArgumentError("the checkpoint metadata records no tensor under this name");
+  }
+  absl::StatusOr<c10::ScalarType> expected_type = ScalarTypeFromDType(tensor_metadata->properties.dtype);
+  if (!expected_type.ok()) return expected_type.status();
+  absl::StatusOr<at::Tensor> tensor = ReadTensorRecord(BufferRecordSource(bytes));
+  if (!tensor.ok()) return tensor.status();
+  if (tensor->scalar_type() != *expected_type) {
+    return absl::DataLossError(absl::StrCat("the stored tensor has dtype ", c10::toString(tensor->scalar_type()),
+                                            ", the metadata says ", c10::toString(*expected_type)));
+  }
+  const Shape sizes = tensor->sizes().vec();
+  for (const ChunkBox& box : tensor_metadata->chunks) {
+    if (chunk.index.offset && box.offsets == *chunk.index.offset && box.sizes != sizes) {
+      return absl::DataLossError(absl::StrCat("the stored tensor has size ", ShapeToString(sizes),
+                                              ", the metadata records the chunk as ", ToString(box)));
+    }
+  }
+  return tensor;
+}
+
+// Copies the part of `stored` that `item` names into its destination.
+absl::Status CopyIntoDestination(const ReadItem& item, const at::Tensor& stored, LoadPlanner& planner) {
+  const Shape sizes = stored.sizes().vec();
+  if (item.storage_offsets.size() != sizes.size() || item.lengths.size() != sizes.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("read item ", ToString(item), " does not fit a stored tensor of size ",
+                                                   ShapeToString(sizes)));
+  }
+  at::Tensor source = stored;
+  for (size_t d = 0; d < sizes.size(); ++d) {
+    const int64_t offset = item.storage_offsets[d];
+    const int64_t length = item.lengths[d];
+    const std::optional<int64_t> end = internal::CheckedAdd(offset, length);
+    if (offset < 0 || length < 0 || !end || *end > sizes[d]) {
+      return absl::InvalidArgumentError(absl::StrCat("read item ", ToString(item),
+                                                     " lies outside the stored tensor of size ", ShapeToString(sizes)));
+    }
+    source = source.narrow(static_cast<int64_t>(d), offset, length);
+  }
+  absl::StatusOr<at::Tensor> destination = planner.ResolveTensor(item);
+  if (!destination.ok()) return destination.status();
+  at::Tensor target = destination->detach();
+  if (target.sizes() != source.sizes()) {
+    return absl::InvalidArgumentError(absl::StrCat("the destination of ", ToString(item.dest_index), " has size ",
+                                                   ShapeToString(target.sizes().vec()), ", the data read has size ",
+                                                   ShapeToString(source.sizes().vec())));
+  }
+  try {
+    target.copy_(source);
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    return absl::InternalError(absl::StrCat("copying into the destination: ", what.substr(0, what.find('\n'))));
+  }
+  return planner.CommitTensor(item, target);
+}
+
+absl::Status DeliverChunk(const StoredChunk& chunk, absl::string_view bytes, const Metadata& metadata,
+                          LoadPlanner& planner) {
+  std::optional<at::Tensor> stored;  // decoded once, on first use
+  for (const ReadItem* item : chunk.items) {
+    absl::Status status;
+    if (item->type == LoadItemType::kByteIO) {
+      status = planner.LoadBytes(*item, bytes);
+    } else {
+      if (!stored) {
+        absl::StatusOr<at::Tensor> decoded = DecodeStoredTensor(chunk, bytes, metadata);
+        if (!decoded.ok()) return decoded.status();
+        stored = *std::move(decoded);
+      }
+      status = CopyIntoDestination(*item, *stored, planner);
+    }
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status FileSystemReader::ReadData(const LoadPlan& plan, LoadPlanner& planner) {
+  if (!metadata_) return absl::FailedPreconditionError("ReadData before SetUpStorageReader");
+  absl::StatusOr<std::vector<DataFile>> files = GroupByFile(plan, *metadata_->storage_data, rank_);
+  if (!files.ok()) return files.status();
+  absl::StatusOr<std::optional<internal::ChecksumTable>> checksums =
+      LoadChecksums(directory_, *metadata_, options_.verify_checksums);
+  if (!checksums.ok()) return WithContext(checksums.status(), absl::StrCat("rank ", rank_));
+
+  int64_t total_bytes = 0;
+  for (const DataFile& file : *files) {
+    for (const StoredChunk& chunk : file.chunks) {
+      total_bytes = internal::CheckedAdd(total_bytes, std::max<int64_t>(chunk.info.length, 0)).value_or(total_bytes);
+    }
+  }
+  int64_t done_bytes = 0;
+  for (const DataFile& file : *files) {
+    const std::string path = JoinPath(directory_, file.relative_path);
+    absl::StatusOr<internal::ScopedFd> fd = internal::OpenForReading(path);
+    if (!fd.ok()) {
+      return WithContext(fd.status(), absl::StrCat("rank ", rank_, ": data file ", file.relative_path, " of ",
+                                                   directory_, " (needed for ",
+                                                   StoredItemName(file.chunks.front().index), ")"));
+    }
+    absl::StatusOr<int64_t> file_size = internal::FileSize(*fd);
+    if (!file_size.ok()) return WithContext(file_size.status(), absl::StrCat("rank ", rank_, ": ", path));
+    for (const StoredChunk& chunk : file.chunks) {
+      const StorageInfo& info = chunk.info;
+      const std::string context = absl::StrCat("rank ", rank_, ": ", StoredItemName(chunk.index), " at ",
+                                               file.relative_path, " offset ", info.offset, " length ", info.length);
+      if (info.transform_descriptors && !info.transform_descriptors->empty()) {
+        return absl::UnimplementedError(absl::StrCat(context, ": stream transforms [",
+                                                     absl::StrJoin(*info.transform_descriptors, ", "),
+                                                     "] are not supported"));
+      }
+      const std::optional<int64_t> end = internal::CheckedAdd(info.offset, info.length);
+      if (info.offset < 0 || info.length < 0 || !end || *end > *file_size) {
+        return absl::DataLossError(
+            absl::StrCat(context, " ends past the end of the file (", *file_size, " bytes)"));
+      }
+      std::string bytes(static_cast<size_t>(info.length), '\0');
+      absl::Status status = internal::ReadExactlyAt(*fd, info.offset, bytes.data(), bytes.size());
+      if (!status.ok()) return WithContext(status, context);
+      if (*checksums) {
+        status = VerifyChecksum(**checksums, chunk, bytes, rank_);
+        if (!status.ok()) return status;
+      }
+      status = DeliverChunk(chunk, bytes, *metadata_, planner);
+      if (!status.ok()) return WithContext(status, context);
+      done_bytes += info.length;
+      if (options_.progress) options_.progress(done_bytes, total_bytes);
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace dcplan

@@ -1,0 +1,131 @@
+#include "api/internal/checksums.h"
+
+#include <xxhash.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
+namespace dcplan::internal {
+namespace {
+
+constexpr absl::string_view kHeader = "dcplan-checksums\t1\txxh3-64";
+constexpr absl::string_view kEndTag = "end\t";
+
+std::string Hex16(uint64_t v) { return absl::StrCat(absl::Hex(v, absl::kZeroPad16)); }
+
+bool ParseHex16(absl::string_view s, uint64_t* out) {
+  if (s.size() != 16) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    int digit;
+    if (c >= '0' && c <= '9') {
+      digit = c - '0';
+    } else if (c >= 'a' && c <= 'f') {
+      digit = c - 'a' + 10;
+    } else {
+      return false;
+    }
+    v = (v << 4) | static_cast<uint64_t>(digit);
+  }
+  *out = v;
+  return true;
+}
+
+std::string OffsetsText(const std::optional<Shape>& offsets) {
+  return offsets ? absl::StrCat("[", absl::StrJoin(*offsets, ", "), "]") : "-";
+}
+
+std::optional<Shape> ParseOffsets(absl::string_view s, bool* ok) {
+  *ok = true;
+  if (s == "-") return std::nullopt;
+  if (s.size() < 2 || s.front() != '[' || s.back() != ']') {
+    *ok = false;
+    return std::nullopt;
+  }
+  Shape offsets;
+  const absl::string_view inner = s.substr(1, s.size() - 2);
+  if (inner.empty()) return offsets;
+  for (absl::string_view part : absl::StrSplit(inner, ", ")) {
+    int64_t v;
+    if (!absl::SimpleAtoi(part, &v)) {
+      *ok = false;
+      return std::nullopt;
+    }
+    offsets.push_back(v);
+  }
+  return offsets;
+}
+
+}  // namespace
+
+uint64_t Xxh3(absl::string_view bytes) { return XXH3_64bits(bytes.data(), bytes.size()); }
+
+const ChecksumEntry* ChecksumTable::Find(const std::string& relative_path, int64_t offset) const {
+  auto it = entries_.find(std::make_pair(relative_path, offset));
+  return it == entries_.end() ? nullptr : &it->second;
+}
+
+std::string SerializeChecksums(absl::string_view save_id, const std::vector<ChecksumEntry>& entries) {
+  std::string out = absl::StrCat(kHeader, "\nsave_id\t", absl::CEscape(save_id), "\n");
+  for (const ChecksumEntry& e : entries) {
+    absl::StrAppend(&out, Hex16(e.checksum), "\t", absl::CEscape(e.relative_path), "\t", e.offset, "\t", e.length,
+                    "\t", absl::CEscape(e.fqn), "\t", OffsetsText(e.chunk_offsets), "\n");
+  }
+  absl::StrAppend(&out, kEndTag, Hex16(Xxh3(out)), "\n");
+  return out;
+}
+
+absl::StatusOr<ChecksumTable> ParseChecksums(absl::string_view bytes, absl::string_view source_name) {
+  auto corrupt = [&](absl::string_view why) {
+    return absl::DataLossError(absl::StrCat("'", source_name, "' is corrupt: ", why));
+  };
+  // The trailer: "end\t<hash>\n" closes the file.
+  constexpr size_t kTrailerBytes = 4 + 16 + 1;
+  if (bytes.size() < kTrailerBytes || bytes.back() != '\n') return corrupt("it does not end with its hash line");
+  const size_t body_size = bytes.size() - kTrailerBytes;
+  const absl::string_view trailer = bytes.substr(body_size);
+  uint64_t recorded = 0;
+  if (!absl::StartsWith(trailer, kEndTag) || !ParseHex16(trailer.substr(4, 16), &recorded)) {
+    return corrupt("it does not end with its hash line");
+  }
+  const absl::string_view body = bytes.substr(0, body_size);
+  if (Xxh3(body) != recorded) return corrupt("its hash does not match its content");
+
+  std::vector<absl::string_view> lines = absl::StrSplit(body, '\n');
+  // The body ends with a newline: the last piece is empty.
+  if (lines.size() < 3 || !lines.back().empty() || lines[0] != kHeader) {
+    return corrupt("unknown format (expected the header line 'dcplan-checksums<TAB>1<TAB>xxh3-64')");
+  }
+  lines.pop_back();
+  ChecksumTable table;
+  if (!absl::StartsWith(lines[1], "save_id\t") ||
+      !absl::CUnescape(lines[1].substr(std::string("save_id\t").size()), &table.save_id_)) {
+    return corrupt("line 2 is not a save_id line");
+  }
+  for (size_t i = 2; i < lines.size(); ++i) {
+    const std::vector<absl::string_view> fields = absl::StrSplit(lines[i], '\t');
+    ChecksumEntry e;
+    bool offsets_ok = false;
+    if (fields.size() == 6) e.chunk_offsets = ParseOffsets(fields[5], &offsets_ok);
+    if (fields.size() != 6 || !ParseHex16(fields[0], &e.checksum) || !absl::CUnescape(fields[1], &e.relative_path) ||
+        !absl::SimpleAtoi(fields[2], &e.offset) || !absl::SimpleAtoi(fields[3], &e.length) ||
+        !absl::CUnescape(fields[4], &e.fqn) || !offsets_ok || e.offset < 0 || e.length < 0) {
+      return corrupt(absl::StrCat("line ", i + 1, " is malformed"));
+    }
+    auto key = std::make_pair(e.relative_path, e.offset);
+    if (!table.entries_.try_emplace(std::move(key), std::move(e)).second) {
+      return corrupt(absl::StrCat("line ", i + 1, " repeats an item location"));
+    }
+  }
+  return table;
+}
+
+}  // namespace dcplan::internal

@@ -1,0 +1,68 @@
+#ifndef DCPLAN_API_INTERNAL_CHECKSUMS_H_
+#define DCPLAN_API_INTERNAL_CHECKSUMS_H_
+
+// `.dcplan_checksums`: the XXH3-64 of every item's stored bytes, next to the
+// `.metadata` of the save that wrote them. PyTorch never opens it.
+//
+// A text file of tab-separated lines:
+//
+//   dcplan-checksums <TAB> 1 <TAB> xxh3-64
+//   save_id <TAB> <save id of the .metadata this file belongs to>
+//   <16 hex digits> <TAB> <relative path> <TAB> <offset> <TAB> <length> <TAB> <fqn> <TAB> <chunk offsets or ->
+//   ...
+//   end <TAB> <16 hex digits: XXH3-64 of every byte before this line>
+//
+// Strings are C-escaped (absl::CEscape), so no field holds a tab or newline.
+// The fqn and chunk offsets are for people reading the file; lookups use
+// (relative path, offset). The trailing hash tells a damaged checksum file
+// from damaged data; the save id tells a file left behind by another save
+// (e.g. PyTorch overwrote the checkpoint) from the current one.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "engine/box.h"
+
+namespace dcplan::internal {
+
+struct ChecksumEntry {
+  std::string relative_path;
+  int64_t offset = 0;
+  int64_t length = 0;
+  uint64_t checksum = 0;
+  std::string fqn;
+  std::optional<Shape> chunk_offsets;
+};
+
+class ChecksumTable {
+ public:
+  const std::string& save_id() const { return save_id_; }
+  size_t size() const { return entries_.size(); }
+  // The entry of the item stored at `offset` in `relative_path`, or nullptr.
+  const ChecksumEntry* Find(const std::string& relative_path, int64_t offset) const;
+
+ private:
+  friend absl::StatusOr<ChecksumTable> ParseChecksums(absl::string_view bytes, absl::string_view source_name);
+  std::string save_id_;
+  absl::flat_hash_map<std::pair<std::string, int64_t>, ChecksumEntry> entries_;
+};
+
+std::string SerializeChecksums(absl::string_view save_id, const std::vector<ChecksumEntry>& entries);
+
+// Errors (DataLoss, "'<source_name>' is corrupt: ..."): a wrong header, a
+// missing or mismatching trailing hash, malformed lines, two entries for the
+// same (relative path, offset).
+absl::StatusOr<ChecksumTable> ParseChecksums(absl::string_view bytes, absl::string_view source_name);
+
+// XXH3-64 of `bytes`.
+uint64_t Xxh3(absl::string_view bytes);
+
+}  // namespace dcplan::internal
+
+#endif  // DCPLAN_API_INTERNAL_CHECKSUMS_H_
