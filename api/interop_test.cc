@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
-#include <iterator>
 #include <optional>
 #include <string>
 #include <utility>
@@ -18,7 +17,6 @@
 #include <ATen/core/List.h>
 #include <ATen/core/jit_type.h>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -60,32 +58,31 @@ std::string TorchDtypeName(at::ScalarType type) {
 
 std::string FixtureDir(const std::string& name) { return RunfilePath("api/testdata/fixtures/" + name); }
 
-// LibTorch's unpickler (LoadValueRecord) cannot build Python `bytes` values
-// (pickled as _codecs.encode(str, 'latin1')); those keys are left out of the
-// comparison until it can.
-bool IsPythonBytesLine(absl::string_view line) {
-  const std::vector<absl::string_view> fields = absl::StrSplit(line, ' ');
-  return fields.size() >= 3 && fields[0] == "object" && fields[2] == "bytes";
-}
-
 std::vector<std::string> ExpectedLines(const std::string& name) {
   std::optional<std::string> text = ReadFile(FixtureDir(name + ".expected.txt"));
   EXPECT_TRUE(text.has_value()) << name;
-  std::vector<std::string> lines;
-  for (absl::string_view line : absl::StrSplit(text.value_or(""), '\n', absl::SkipEmpty())) {
-    if (!IsPythonBytesLine(line)) lines.emplace_back(line);
-  }
+  std::vector<std::string> lines = absl::StrSplit(text.value_or(""), '\n', absl::SkipEmpty());
   std::sort(lines.begin(), lines.end());
   return lines;
 }
 
-// The fixture's keys whose values are Python bytes (see IsPythonBytesLine).
-absl::flat_hash_set<std::string> PythonBytesKeys(const std::string& name) {
-  absl::flat_hash_set<std::string> keys;
-  for (absl::string_view line : absl::StrSplit(ReadFile(FixtureDir(name + ".expected.txt")).value_or(""), '\n')) {
-    if (IsPythonBytesLine(line)) keys.insert(std::string(*std::next(absl::StrSplit(line, ' ').begin())));
+// "<python type> <repr>" of a torch.save archive, as Python's torch.load
+// reads it, or "<python failed: ...>".
+std::string PythonTypeAndReprOfArchive(absl::string_view archive) {
+  const std::string input_path = NewTempPath("archive");
+  const std::string output_path = NewTempPath("repr");
+  if (!WriteFile(input_path, archive)) return "<cannot write the archive>";
+  const std::string command = absl::StrCat(
+      "/usr/bin/python3 -c 'import io,sys,torch; v=torch.load(io.BytesIO(sys.stdin.buffer.read())); "
+      "print(type(v).__name__, repr(v))' <'",
+      input_path, "' >'", output_path, "' 2>&1");
+  const int status = std::system(command.c_str());
+  std::string output = ReadFile(output_path).value_or("");
+  if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return absl::StrCat("<python failed: ", output, ">");
   }
-  return keys;
+  if (!output.empty() && output.back() == '\n') output.pop_back();
+  return output;
 }
 
 std::string TensorLine(const std::string& fqn, const at::Tensor& t) {
@@ -94,6 +91,11 @@ std::string TensorLine(const std::string& fqn, const at::Tensor& t) {
 }
 
 std::string ObjectLine(const std::string& fqn, const StateDict& value) {
+  if (value.is_leaf()) {
+    if (const auto* saved = std::get_if<SavedObject>(value.leaf())) {
+      return absl::StrCat("object ", fqn, " ", PythonTypeAndReprOfArchive(saved->archive));
+    }
+  }
   absl::StatusOr<c10::IValue> ivalue = ToIValue(value);
   if (!ivalue.ok()) return absl::StrCat("object ", fqn, " <", ivalue.status().message(), ">");
   auto repr = PythonTypeAndRepr(*ivalue);
@@ -124,13 +126,7 @@ TEST_P(FixtureTest, LoadsWithoutATemplate) {
   FileSystemReader reader(FixtureDir(GetParam()));
   absl::StatusOr<Metadata> metadata = reader.ReadMetadata();
   ASSERT_TRUE(metadata.ok()) << metadata.status();
-  const absl::flat_hash_set<std::string> skipped = PythonBytesKeys(GetParam());
-  absl::flat_hash_set<std::string> keys;
-  for (const auto& entry : metadata->state_dict_metadata) {
-    if (!skipped.contains(entry.first)) keys.insert(entry.first);
-  }
-  EXPECT_EQ(keys.size() + skipped.size(), metadata->state_dict_metadata.size());
-  EmptyStateDictLoadPlanner planner(keys);
+  EmptyStateDictLoadPlanner planner;
   absl::Status status = Load(loaded, reader, coordinator, &planner);
   ASSERT_TRUE(status.ok()) << status;
   EXPECT_EQ(Lines(loaded), ExpectedLines(GetParam()));
@@ -145,11 +141,9 @@ std::pair<int64_t, int64_t> Part(int64_t length, int64_t n, int64_t r) {
 
 // Rank `rank` of `world`'s template for `metadata`: tensors of rank >= 1 as
 // row shards, 0-d tensors whole, placeholders for values.
-StateDict RowShardedTemplate(const Metadata& metadata, const absl::flat_hash_set<std::string>& skipped,
-                             int64_t world, int64_t rank) {
+StateDict RowShardedTemplate(const Metadata& metadata, int64_t world, int64_t rank) {
   StateDict sd = StateDict::MakeMapping();
   for (const auto& [key, stored] : metadata.state_dict_metadata) {
-    if (skipped.contains(key)) continue;
     StateDict value = Value(c10::IValue(int64_t{-1}));
     if (const auto* tensor = std::get_if<TensorStorageMetadata>(&stored)) {
       const c10::ScalarType type = ScalarTypeFromDType(tensor->properties.dtype).value();
@@ -203,8 +197,7 @@ TEST_P(FixtureTest, LoadsResharded) {
   ASSERT_TRUE(metadata.ok()) << metadata.status();
   constexpr int64_t kWorld = 3;
   std::vector<StateDict> ranks;
-  const absl::flat_hash_set<std::string> skipped = PythonBytesKeys(GetParam());
-  for (int64_t r = 0; r < kWorld; ++r) ranks.push_back(RowShardedTemplate(*metadata, skipped, kWorld, r));
+  for (int64_t r = 0; r < kWorld; ++r) ranks.push_back(RowShardedTemplate(*metadata, kWorld, r));
   InProcessGroup group(kWorld);
   std::vector<absl::Status> statuses = group.Run([&](int64_t rank, Coordinator& coordinator) {
     FileSystemReader reader(FixtureDir(GetParam()));
@@ -216,6 +209,59 @@ TEST_P(FixtureTest, LoadsResharded) {
 }
 
 INSTANTIATE_TEST_SUITE_P(PyTorchCheckpoints, FixtureTest, ::testing::Values("fsdp2_toy", "tp2d_4rank"));
+
+// The archive of a SavedObject leaf at `key` of a flattened state dict, or
+// nullopt.
+std::optional<std::string> SavedArchive(const StateDict& sd, const std::string& key) {
+  absl::StatusOr<FlatStateDict<StateValue>> flat = FlattenForSave(sd);
+  if (!flat.ok()) return std::nullopt;
+  const StateDict* value = flat->values.Find(key);
+  if (value == nullptr || !value->is_leaf()) return std::nullopt;
+  const auto* saved = std::get_if<SavedObject>(value->leaf());
+  if (saved == nullptr) return std::nullopt;
+  return saved->archive;
+}
+
+absl::Status LoadWhole(const std::string& dir, StateDict& sd) {
+  SingleProcessCoordinator coordinator;
+  FileSystemReader reader(dir);
+  EmptyStateDictLoadPlanner planner;
+  return Load(sd, reader, coordinator, &planner);
+}
+
+// A value LibTorch cannot build (Python bytes) survives load, save and load
+// byte for byte, and Python still reads it from dcplan's checkpoint.
+TEST(SavedObjectTest, PythonBytesRoundTripThroughDcplan) {
+  StateDict loaded;
+  ASSERT_TRUE(LoadWhole(FixtureDir("fsdp2_toy"), loaded).ok());
+  const std::optional<std::string> original = SavedArchive(loaded, "extra.rng_state");
+  ASSERT_TRUE(original.has_value());
+
+  const std::string dir = NewTempPath("resaved");
+  SingleProcessCoordinator coordinator;
+  FileSystemWriter writer(dir);
+  absl::StatusOr<Metadata> saved = Save(loaded, writer, coordinator);
+  ASSERT_TRUE(saved.ok()) << saved.status();
+
+  StateDict reloaded;
+  absl::Status status = LoadWhole(dir, reloaded);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(SavedArchive(reloaded, "extra.rng_state"), original);
+  EXPECT_EQ(Lines(reloaded), ExpectedLines("fsdp2_toy"));
+
+  // The BYTE_IO slice dcplan wrote, read by Python's torch.load.
+  ASSERT_TRUE(saved->storage_data.has_value());
+  MetadataIndex index;
+  index.fqn = "extra.rng_state";
+  const StorageInfo* info = saved->storage_data->Find(index);
+  ASSERT_NE(info, nullptr);
+  const std::optional<std::string> file = ReadFile(dir + "/" + info->relative_path);
+  ASSERT_TRUE(file.has_value());
+  ASSERT_LE(info->offset + info->length, static_cast<int64_t>(file->size()));
+  const std::string slice = file->substr(static_cast<size_t>(info->offset), static_cast<size_t>(info->length));
+  EXPECT_EQ(slice, *original);
+  EXPECT_EQ(PythonTypeAndReprOfArchive(slice), "bytes b'\\x00\\x01\\x02dcp-bytes\\xff'");
+}
 
 // --- Python reads what dcplan writes -----------------------------------------------
 

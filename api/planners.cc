@@ -92,6 +92,17 @@ absl::Status WithContext(const absl::Status& status, absl::string_view context) 
   return absl::Status(status.code(), absl::StrCat(context, ": ", status.message()));
 }
 
+// A BYTE_IO item's value: what LibTorch builds from the archive, or, for a
+// well-formed archive of a value LibTorch cannot build (Python bytes, numpy
+// arrays, custom classes), the archive itself as a SavedObject. A malformed
+// archive stays an error.
+absl::StatusOr<StateDict> ValueOfRecord(absl::string_view bytes) {
+  absl::StatusOr<c10::IValue> loaded = LoadValueRecord(bytes);
+  if (loaded.ok()) return FromIValue(*loaded);
+  if (!CheckTorchSaveArchive(bytes).ok()) return loaded.status();
+  return Value(SavedObject{std::string(bytes)});
+}
+
 }  // namespace
 
 // --- DefaultSavePlanner ------------------------------------------------------------
@@ -179,6 +190,8 @@ absl::StatusOr<StateDict> DefaultSavePlanner::LookupObject(const MetadataIndex& 
 
 absl::StatusOr<WriteData> DefaultSavePlanner::TransformObject(const WriteItem& item, const StateDict& object) const {
   if (object.is_leaf()) {
+    // Written back exactly as loaded: dcplan cannot re-serialize it.
+    if (const auto* saved = std::get_if<SavedObject>(object.leaf())) return WriteData(saved->archive);
     if (const at::Tensor* tensor = PlainTensorOf(*object.leaf())) {
       try {
         at::Tensor detached = tensor->detach();
@@ -258,9 +271,7 @@ absl::Status DefaultLoadPlanner::LoadBytes(const ReadItem& item, absl::string_vi
   const std::string& fqn = item.dest_index.fqn;
   StateDict* flat_value = flat_.values.Find(fqn);
   if (flat_value == nullptr) return NoValueError(item.dest_index);
-  absl::StatusOr<c10::IValue> loaded = LoadValueRecord(bytes);
-  if (!loaded.ok()) return WithContext(loaded.status(), absl::StrCat("'", fqn, "'"));
-  absl::StatusOr<StateDict> value = FromIValue(*loaded);
+  absl::StatusOr<StateDict> value = ValueOfRecord(bytes);
   if (!value.ok()) return WithContext(value.status(), absl::StrCat("'", fqn, "'"));
   if (options_.flatten_state_dict) {
     const ObjectPath* path = flat_.mapping.Find(fqn);

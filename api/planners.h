@@ -76,8 +76,8 @@ class DefaultSavePlanner : public SavePlanner {
   // SHARD item, the matching local shard) or a non-tensor value. Errors name
   // the item.
   virtual absl::StatusOr<StateDict> LookupObject(const MetadataIndex& index) const;
-  // Tensors unchanged (detached, on CPU); other values serialized with
-  // torch.save.
+  // Tensors unchanged (detached, on CPU); a SavedObject's archive as is;
+  // other values serialized with torch.save.
   virtual absl::StatusOr<WriteData> TransformObject(const WriteItem& item, const StateDict& object) const;
 
   const Options& options() const { return options_; }
@@ -118,7 +118,8 @@ class LoadPlanner {
   virtual absl::StatusOr<LoadPlan> CreateLocalPlan() = 0;
   virtual absl::StatusOr<std::vector<LoadPlan>> CreateGlobalPlan(std::vector<LoadPlan> plans) = 0;
   virtual absl::StatusOr<LoadPlan> FinishPlan(LoadPlan central_plan) = 0;
-  // A BYTE_IO item's torch.save bytes.
+  // A BYTE_IO item's torch.save bytes. DefaultLoadPlanner stores a value
+  // LibTorch cannot build (from a well-formed archive) as a SavedObject.
   virtual absl::Status LoadBytes(const ReadItem& item, absl::string_view bytes) = 0;
   // Where the data of a TENSOR item goes: a view of the destination with the
   // item's lengths. Storage copies into it, then calls CommitTensor.

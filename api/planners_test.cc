@@ -14,6 +14,7 @@
 #include <ATen/ops/zeros.h>
 #include <ATen/core/Dict.h>
 #include <ATen/core/jit_type.h>
+#include <caffe2/serialize/inline_container.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_split.h"
@@ -561,6 +562,126 @@ Metadata NestedCheckpoint() {
   md.state_dict_metadata.InsertOrAssign("step", BytesStorageMetadata{});
   md.planner_data->InsertOrAssign("step", {S("step")});
   return md;
+}
+
+// --- Saved objects (values LibTorch cannot build) ------------------------------------
+
+// A torch.save archive ("archive/" records, as torch.save and LibTorch write
+// them) holding `pickle` as data.pkl.
+std::string ArchiveWithPickle(const std::string& pickle) {
+  std::string archive;
+  caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t n) {
+    archive.append(static_cast<const char*>(data), n);
+    return n;
+  });
+  writer.writeRecord("data.pkl", pickle.data(), pickle.size());
+  writer.writeRecord("version", "3\n", 2);
+  writer.writeEndOfFile();
+  return archive;
+}
+
+// pickle.dumps(b'abc', protocol=2), what torch.save(b'abc') stores: Python
+// pickles bytes as _codecs.encode('abc', 'latin1'), a global LibTorch's
+// unpickler cannot build.
+std::string PythonBytesPickle() {
+  static const char kPickle[] = "\x80\x02" "c_codecs\nencode\n" "q\x00" "X\x03\x00\x00\x00" "abc" "q\x01"
+                                "X\x06\x00\x00\x00" "latin1" "q\x02" "\x86" "q\x03" "R" "q\x04" ".";
+  return std::string(kPickle, sizeof(kPickle) - 1);
+}
+
+Metadata OneBytesItemMetadata(const std::string& fqn, const std::vector<PathElement>& path) {
+  Metadata md;
+  md.state_dict_metadata.InsertOrAssign(fqn, BytesStorageMetadata{});
+  md.planner_data.emplace();
+  md.planner_data->InsertOrAssign(fqn, path);
+  return md;
+}
+
+TEST(SavedObjectTest, TheTestArchiveIsWellFormedButNotBuildable) {
+  const std::string archive = ArchiveWithPickle(PythonBytesPickle());
+  EXPECT_TRUE(CheckTorchSaveArchive(archive).ok()) << CheckTorchSaveArchive(archive);
+  absl::StatusOr<c10::IValue> loaded = LoadValueRecord(archive);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_THAT(loaded.status().message(), HasSubstr("_codecs"));
+}
+
+TEST(SavedObjectTest, LoadBytesKeepsAnUnbuildableValueAsItsArchive) {
+  StateDict sd = Dict({{"extra", Dict({{"rng", Value(c10::IValue(int64_t{0}))}})}});
+  DefaultLoadPlanner planner;
+  ASSERT_TRUE(planner.SetUpPlanner(&sd, OneBytesItemMetadata("extra.rng", {S("extra"), S("rng")}), true).ok());
+  absl::StatusOr<LoadPlan> plan = planner.CreateLocalPlan();
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->items.size(), 1u);
+  const std::string archive = ArchiveWithPickle(PythonBytesPickle());
+  absl::Status status = planner.LoadBytes(plan->items[0], archive);
+  ASSERT_TRUE(status.ok()) << status;
+  const StateDict* rng = sd.FindEntry("extra")->FindEntry("rng");
+  ASSERT_TRUE(rng != nullptr && rng->is_leaf());
+  const auto* saved = std::get_if<SavedObject>(rng->leaf());
+  ASSERT_NE(saved, nullptr);
+  EXPECT_EQ(saved->archive, archive);
+}
+
+TEST(SavedObjectTest, MalformedArchivesStayErrors) {
+  StateDict sd = Dict({{"rng", Value(c10::IValue(int64_t{7}))}});
+  DefaultLoadPlanner planner;
+  ASSERT_TRUE(planner.SetUpPlanner(&sd, OneBytesItemMetadata("rng", {S("rng")}), true).ok());
+  absl::StatusOr<LoadPlan> plan = planner.CreateLocalPlan();
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->items.size(), 1u);
+  const std::string archive = ArchiveWithPickle(PythonBytesPickle());
+  std::string without_stop = PythonBytesPickle();
+  without_stop.pop_back();
+  const std::vector<std::pair<std::string, std::string>> malformed = {
+      {"truncated by one byte", archive.substr(0, archive.size() - 1)},
+      {"truncated to half", archive.substr(0, archive.size() / 2)},
+      {"pickle without STOP", ArchiveWithPickle(without_stop)},
+      {"not a zip", "not a zip"},
+  };
+  for (const auto& [what, bytes] : malformed) {
+    EXPECT_FALSE(CheckTorchSaveArchive(bytes).ok()) << what;
+    absl::Status status = planner.LoadBytes(plan->items[0], bytes);
+    EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << what << ": " << status;
+    EXPECT_THAT(status.message(), HasSubstr("'rng'")) << what;
+  }
+  // The value stays as it was.
+  EXPECT_EQ(std::get<c10::IValue>(*sd.FindEntry("rng")->leaf()).toInt(), 7);
+}
+
+TEST(SavedObjectTest, SavePlannerWritesTheArchiveUnchanged) {
+  // Any bytes: the planner must not parse or re-serialize them.
+  const std::string archive("\x00\x01opaque\xff", 9);
+  StateDict sd = Dict({{"extra", Dict({{"rng", Value(SavedObject{archive})}})}});
+  DefaultSavePlanner planner;
+  ASSERT_TRUE(planner.SetUpPlanner(sd, std::nullopt, true).ok());
+  absl::StatusOr<SavePlan> plan = planner.CreateLocalPlan();
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->items.size(), 1u);
+  EXPECT_EQ(plan->items[0].index.fqn, "extra.rng");
+  EXPECT_EQ(plan->items[0].type, WriteItemType::kByteIO);
+  EXPECT_EQ(plan->items[0].bytes_io_nbytes, std::optional<int64_t>(9));
+  absl::StatusOr<WriteData> data = planner.ResolveData(plan->items[0]);
+  ASSERT_TRUE(data.ok()) << data.status();
+  ASSERT_TRUE(std::holds_alternative<std::string>(*data));
+  EXPECT_EQ(std::get<std::string>(*data), archive);
+  absl::StatusOr<WriteData> direct = planner.TransformObject(plan->items[0], Value(SavedObject{archive}));
+  ASSERT_TRUE(direct.ok()) << direct.status();
+  EXPECT_EQ(std::get<std::string>(*direct), archive);
+}
+
+TEST(SavedObjectTest, InsideAValueSavedWholeIsAnErrorNamingTheKey) {
+  DefaultSavePlanner::Options options;
+  options.flatten_state_dict = false;
+  DefaultSavePlanner planner(options);
+  StateDict sd = Dict({{"extra", Dict({{"rng", Value(SavedObject{"x"})}})}});
+  ASSERT_TRUE(planner.SetUpPlanner(sd, std::nullopt, true).ok());
+  absl::StatusOr<SavePlan> plan = planner.CreateLocalPlan();
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->items.size(), 1u);
+  absl::StatusOr<WriteData> data = planner.ResolveData(plan->items[0]);
+  EXPECT_EQ(data.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(data.status().message(), HasSubstr("'extra'"));
+  EXPECT_THAT(data.status().message(), HasSubstr("saved object"));
 }
 
 TEST(EmptyStateDictLoadPlannerTest, BuildsTheNestedStateDict) {

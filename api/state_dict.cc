@@ -96,6 +96,9 @@ absl::StatusOr<ValueDescription> DescribeValue(const std::string& key, const Sta
   if (value.is_leaf()) {
     if (const at::Tensor* tensor = PlainTensorOf(*value.leaf())) return DescribeTensor(key, *tensor);
     if (const auto* sharded = std::get_if<ShardedTensorValue>(value.leaf())) return DescribeSharded(key, *sharded);
+    if (const auto* saved = std::get_if<SavedObject>(value.leaf())) {
+      return OpaqueValue{static_cast<int64_t>(saved->archive.size())};
+    }
   }
   return OpaqueValue{};
 }
@@ -111,6 +114,10 @@ absl::StatusOr<c10::IValue> ToIValueAt(const StateDict& value, size_t depth) {
       return c10::IValue();
     case NestedKind::kLeaf: {
       if (const auto* ivalue = std::get_if<c10::IValue>(value.leaf())) return *ivalue;
+      if (std::holds_alternative<SavedObject>(*value.leaf())) {
+        return absl::InvalidArgumentError(
+            "a saved object (a value LibTorch cannot build, kept as its torch.save bytes) is not an IValue");
+      }
       return absl::InvalidArgumentError(
           "a tensor inside a value saved whole cannot be serialized (only as part of an IValue leaf)");
     }
@@ -186,6 +193,7 @@ StateDict Value(c10::IValue value) {
   if (value.isTensor()) return Value(value.toTensor());
   return StateDict::MakeLeaf(std::move(value));
 }
+StateDict Value(SavedObject object) { return StateDict::MakeLeaf(std::move(object)); }
 
 StateDict Dict(std::vector<std::pair<std::string, StateDict>> entries) {
   std::vector<StateDict::Entry> nested;

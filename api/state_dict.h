@@ -9,7 +9,9 @@
 //     each a tensor with its global offsets (FSDP, TP, 2-D; one SHARD item per
 //     shard; no shard: no item, the key stays in the flatten mapping);
 //   - any other c10::IValue LibTorch can pickle (ints, floats, strings, lists,
-//     dicts, tuples, ...): saved as a BYTE_IO item in torch.save format.
+//     dicts, tuples, ...): saved as a BYTE_IO item in torch.save format;
+//   - a SavedObject: a loaded value LibTorch cannot build, kept as its
+//     torch.save bytes and saved again unchanged.
 // Keys are flattened exactly like PyTorch's DCP, so checkpoints interoperate.
 
 #include <cstdint>
@@ -44,7 +46,17 @@ struct ShardedTensorValue {
   std::vector<LocalShard> local_shards;
 };
 
-using StateValue = std::variant<at::Tensor, ShardedTensorValue, c10::IValue>;
+// A saved value dcplan cannot turn into an IValue: Python-only types (bytes,
+// numpy arrays, custom classes, or containers holding them). Loading keeps
+// the value's torch.save archive exactly as stored; saving writes those bytes
+// back unchanged, so Python's torch.load sees the original value.
+struct SavedObject {
+  std::string archive;  // the BYTE_IO item's bytes, a torch.save archive
+
+  friend bool operator==(const SavedObject& a, const SavedObject& b) { return a.archive == b.archive; }
+};
+
+using StateValue = std::variant<at::Tensor, ShardedTensorValue, c10::IValue, SavedObject>;
 using StateDict = Nested<StateValue>;
 
 // Convenience constructors for building state dicts in code.
@@ -54,6 +66,7 @@ using StateDict = Nested<StateValue>;
 StateDict Value(at::Tensor tensor);
 StateDict Value(ShardedTensorValue tensor);
 StateDict Value(c10::IValue value);
+StateDict Value(SavedObject object);
 StateDict Dict(std::vector<std::pair<std::string, StateDict>> entries);
 StateDict List(std::vector<StateDict> items);
 
@@ -74,7 +87,8 @@ absl::StatusOr<FlatStateDict<StateValue>> FlattenForSave(const StateDict& state_
 // format contiguous), ShardedTensor for sharded ones (properties: the declared
 // dtype, every other field default, so that ranks without shards describe the
 // tensor alike), OpaqueValue (nbytes unknown) for everything else (None,
-// values and subtrees saved whole), with `flat.mapping` as the mapping.
+// values and subtrees saved whole; a SavedObject leaf with nbytes = its
+// archive's size), with `flat.mapping` as the mapping.
 // Errors (InvalidArgument naming the key, and the shard): an undefined or
 // non-strided (sparse, mkldnn) tensor, a dtype DCP cannot record, a negative
 // global dim, a shard whose offsets or dims do not have the global shape's
@@ -84,9 +98,10 @@ absl::StatusOr<StateDictDescription> Describe(const FlatStateDict<StateValue>& f
 
 // A non-tensor value (leaf or subtree saved whole) as the IValue that is
 // pickled: None, scalars and objects as they are, mappings as
-// Dict[str, Any], lists as List[Any]. Error for a tensor found inside
+// Dict[str, Any], lists as List[Any]. Errors: a tensor found inside
 // a subtree that is saved whole (PyTorch would pickle it inside the blob;
-// dcplan supports that only for IValue leaves).
+// dcplan supports that only for IValue leaves); a SavedObject (it is no
+// IValue: its archive is written as is, see DefaultSavePlanner).
 absl::StatusOr<c10::IValue> ToIValue(const StateDict& value);
 
 // A nested IValue (GenericDict / List / Tuple / Tensor / scalars) as a

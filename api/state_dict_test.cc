@@ -299,5 +299,29 @@ TEST(IValueConversionTest, DuplicatedKeysAreAnError) {
   EXPECT_EQ(ToIValue(dup).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(SavedObjectTest, IsAnOpaqueLeafOfItsArchiveSize) {
+  const SavedObject saved{std::string(10, '\xab')};
+  StateDict sd = Dict({{"extra", Dict({{"rng", Value(saved)}})}, {"w", Value(at::zeros({2}))}});
+  const StateValue leaf = saved;
+  EXPECT_FALSE(IsTensorValue(leaf));
+  EXPECT_EQ(PlainTensorOf(leaf), nullptr);
+  absl::StatusOr<FlatStateDict<StateValue>> flat = FlattenForSave(sd);
+  ASSERT_TRUE(flat.ok()) << flat.status();
+  EXPECT_THAT(Keys(*flat), ElementsAre("extra.rng", "w"));
+  absl::StatusOr<StateDictDescription> description = Describe(*flat);
+  ASSERT_TRUE(description.ok()) << description.status();
+  const ValueDescription* rng = description->values.Find("extra.rng");
+  ASSERT_NE(rng, nullptr);
+  EXPECT_EQ(*rng, ValueDescription(OpaqueValue{10}));
+}
+
+TEST(SavedObjectTest, IsNotAnIValue) {
+  absl::StatusOr<c10::IValue> leaf = ToIValue(Value(SavedObject{"bytes"}));
+  EXPECT_EQ(leaf.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(leaf.status().message(), HasSubstr("saved object"));
+  absl::StatusOr<c10::IValue> nested = ToIValue(Dict({{"a", Value(SavedObject{"bytes"})}}));
+  EXPECT_EQ(nested.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace dcplan

@@ -1,12 +1,15 @@
 #include "api/tensor_record.h"
 
+#include <algorithm>
 #include <cstring>
+#include <memory>
 #include <exception>
 #include <string>
 #include <vector>
 
 #include <ATen/ATen.h>
 #include <caffe2/serialize/inline_container.h>
+#include <caffe2/serialize/read_adapter_interface.h>
 #include <torch/csrc/jit/serialization/pickle.h>
 
 #include "absl/status/status.h"
@@ -23,7 +26,54 @@ bool OwnsExactlyItsElements(const at::Tensor& t) {
          t.storage().nbytes() == static_cast<size_t>(t.numel()) * t.element_size();
 }
 
+// Pickle opcodes framing a whole pickle of protocol 2 or later.
+constexpr unsigned char kPickleProto = 0x80;
+constexpr unsigned char kPickleStop = '.';
+
+// LibTorch's archive reader over bytes in memory; reads past the end are
+// short (LibTorch's own MemoryReadAdapter does not check bounds).
+class BoundedMemoryAdapter final : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  explicit BoundedMemoryAdapter(absl::string_view bytes) : bytes_(bytes) {}
+  size_t size() const override { return bytes_.size(); }
+  size_t read(uint64_t pos, void* buf, size_t n, const char* /*what*/) const override {
+    if (pos >= bytes_.size()) return 0;
+    const size_t available = std::min<size_t>(n, bytes_.size() - static_cast<size_t>(pos));
+    std::memcpy(buf, bytes_.data() + pos, available);
+    return available;
+  }
+
+ private:
+  absl::string_view bytes_;
+};
+
+// LibTorch appends a C++ backtrace to its messages; the first line says it.
+std::string FirstLine(const std::exception& e) {
+  std::string what = e.what();
+  return what.substr(0, what.find('\n'));
+}
+
 }  // namespace
+
+absl::Status CheckTorchSaveArchive(absl::string_view archive) {
+  auto not_an_archive = [&](absl::string_view why) {
+    return absl::DataLossError(
+        absl::StrCat("not a readable torch.save archive (", archive.size(), " bytes): ", why));
+  };
+  try {
+    caffe2::serialize::PyTorchStreamReader reader(std::make_shared<BoundedMemoryAdapter>(archive));
+    if (!reader.hasRecord("data.pkl")) return not_an_archive("no data.pkl record");
+    for (const std::string& name : reader.getAllRecords()) reader.getRecord(name);
+    const auto [pickle, size] = reader.getRecord("data.pkl");
+    const auto* bytes = static_cast<const unsigned char*>(pickle.get());
+    if (size < 2 || bytes[0] != kPickleProto || bytes[size - 1] != kPickleStop) {
+      return not_an_archive("data.pkl is not a whole pickle (PROTO ... STOP)");
+    }
+  } catch (const std::exception& e) {
+    return not_an_archive(FirstLine(e));
+  }
+  return absl::OkStatus();
+}
 
 absl::Status BufferRecordSource::ReadAt(int64_t offset, void* out, int64_t n) const {
   if (offset < 0 || n < 0 || offset > size() || n > size() - offset) {
@@ -83,11 +133,8 @@ absl::StatusOr<c10::IValue> LoadValueRecord(absl::string_view archive) {
   try {
     return torch::jit::pickle_load(std::vector<char>(archive.begin(), archive.end()));
   } catch (const std::exception& e) {
-    std::string what = e.what();
-    // LibTorch appends a C++ backtrace to its messages; the first line says it.
-    what = what.substr(0, what.find('\n'));
     return absl::DataLossError(absl::StrCat("cannot read a saved value (torch.save archive of ", archive.size(),
-                                            " bytes): ", what));
+                                            " bytes): ", FirstLine(e)));
   }
 }
 

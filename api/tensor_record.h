@@ -42,6 +42,14 @@ absl::StatusOr<std::string> SaveValueRecord(const c10::IValue& value);
 // archives or pickles, never a crash.
 absl::StatusOr<c10::IValue> LoadValueRecord(absl::string_view archive);
 
+// OK if `archive` is a readable torch.save archive: a ZIP whose records all
+// read back, with a data.pkl record that is framed like a whole pickle
+// (starts with PROTO, ends with STOP). Says nothing about whether LibTorch
+// can build the pickled value: a Python `bytes` or numpy array passes this
+// check and fails LoadValueRecord. Errors (DataLoss): a truncated or
+// malformed ZIP, a missing or unframed data.pkl.
+absl::Status CheckTorchSaveArchive(absl::string_view archive);
+
 // Random access to one archive (an item's [offset, offset + length) slice of
 // a .distcp file, or a buffer).
 class RecordSource {
