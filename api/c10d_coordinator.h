@@ -41,6 +41,9 @@
 #include "absl/time/time.h"
 #include "api/coordinator.h"
 
+// Forward-declared so that users of ConnectC10d do not compile ATen; code that
+// builds a C10dCoordinator from its own process group includes
+// <torch/csrc/distributed/c10d/ProcessGroup.hpp> (intrusive_ptr needs it).
 namespace c10d {
 class ProcessGroup;
 }  // namespace c10d
@@ -54,7 +57,12 @@ class C10dCoordinator : public Coordinator {
   // each tensor operation: it is the operation's own (backend) timeout, and
   // the wait for the operation gives up 1 s after it in case a backend
   // ignores it. It is clamped to [1 ms, 30 days] (absl::InfiniteDuration()
-  // gives 30 days). A null process group gives a coordinator whose collectives all fail
+  // gives 30 days). Gloo in LibTorch 1.13 ignores the per-operation timeout of
+  // its collectives and uses the one its process group was created with, so
+  // give both the same value (ConnectC10d does): with a shorter coordinator
+  // timeout the wait gives up first, and the abandoned backend operation can
+  // still pair with a late rank's next one (which then fails, e.g. as a
+  // mismatch). A null process group gives a coordinator whose collectives all fail
   // with FailedPrecondition (rank 0, world size 1).
   C10dCoordinator(c10::intrusive_ptr<c10d::ProcessGroup> process_group, absl::Duration timeout);
   ~C10dCoordinator() override;

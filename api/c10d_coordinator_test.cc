@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -69,6 +70,9 @@ std::vector<RankRun> RunRanks(const std::string& scenario, int64_t world_size, a
     ADD_FAILURE() << "cannot start ranks: " << self.status() << " " << port.status();
     return {};
   }
+  const std::string start_dir = absl::StrCat(TempDir(), "/", scenario, "_", *port, "_start");
+  std::filesystem::remove_all(start_dir);
+  std::filesystem::create_directories(start_dir);
   std::vector<internal::ProcessSpec> specs;
   std::vector<std::string> report_paths;
   for (int64_t rank : *ranks) {
@@ -80,6 +84,8 @@ std::vector<RankRun> RunRanks(const std::string& scenario, int64_t world_size, a
         {{internal::kRankScenarioEnv, scenario},
          {internal::kRankReportEnv, report_paths.back()},
          {internal::kRankTimeoutMsEnv, absl::StrCat(absl::ToInt64Milliseconds(timeout))},
+         {internal::kRankStartDirEnv, start_dir},
+         {internal::kRankStartedEnv, absl::StrCat(ranks->size())},
          {"RANK", absl::StrCat(rank)},
          {"WORLD_SIZE", absl::StrCat(world_size)},
          {"MASTER_ADDR", "127.0.0.1"},
@@ -204,16 +210,17 @@ TEST(C10dCoordinatorProcessesTest, StepRunnerSharesOneFailureOnEveryRank) {
 // --- Ranks that stall or never arrive ------------------------------------------------
 
 TEST(C10dCoordinatorProcessesTest, ARankThatStallsTimesOutTheOthers) {
-  constexpr absl::Duration kTimeout = absl::Seconds(2);
+  constexpr absl::Duration kTimeout = absl::Seconds(3);
   std::vector<RankRun> runs = RunRanks("stalled", 3, kTimeout);
   ASSERT_EQ(runs.size(), 3u);
+  for (const RankRun& run : runs) EXPECT_TRUE(StatusOf(run, "scenario").ok()) << StatusOf(run, "scenario");
   for (int r = 0; r < 2; ++r) {
     SCOPED_TRACE(absl::StrCat("rank ", r));
     const absl::Status gather = StatusOf(runs[r], "gather");
     EXPECT_EQ(gather.code(), absl::StatusCode::kDeadlineExceeded) << gather;
     EXPECT_THAT(std::string(gather.message()), HasSubstr(absl::StrCat("collective 'gather' #1 on rank ", r, " of 3")));
     // It waited for the timeout, not much longer.
-    EXPECT_GE(CounterOf(runs[r], "gather_ms"), 1500);
+    EXPECT_GE(CounterOf(runs[r], "gather_ms"), 2500);
     EXPECT_LT(CounterOf(runs[r], "gather_ms"), 20000);
     // The group is broken from then on, without another wait.
     const absl::Status after = StatusOf(runs[r], "after");
@@ -233,6 +240,7 @@ void ExpectRendezvousFails(int64_t world_size, const std::vector<int64_t>& start
   EXPECT_LT(absl::Now() - start, absl::Seconds(60));
   for (const RankRun& run : runs) {
     SCOPED_TRACE(absl::StrCat("rank ", run.rank));
+    EXPECT_TRUE(StatusOf(run, "scenario").ok()) << StatusOf(run, "scenario");
     const absl::Status connect = StatusOf(run, "connect");
     EXPECT_THAT(connect.code(), AnyOf(absl::StatusCode::kDeadlineExceeded, absl::StatusCode::kUnavailable))
         << connect;

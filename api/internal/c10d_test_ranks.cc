@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -10,9 +11,12 @@
 #include <utility>
 #include <vector>
 
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -262,12 +266,35 @@ absl::StatusOr<int64_t> IntegerEnv(const char* name) {
   return value;
 }
 
+// A process may take seconds to load LibTorch on a busy machine; meeting here
+// first keeps that out of the rendezvous and collective timeouts.
+absl::Status WaitUntilAllStarted(int64_t rank) {
+  const char* dir = std::getenv(kRankStartDirEnv);
+  absl::StatusOr<int64_t> started = IntegerEnv(kRankStartedEnv);
+  if (dir == nullptr || !started.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("the test harness did not set ", kRankStartDirEnv, " and ", kRankStartedEnv));
+  }
+  std::ofstream(absl::StrCat(dir, "/ready_", rank)).close();
+  const absl::Time give_up = absl::Now() + absl::Seconds(120);
+  while (absl::Now() < give_up) {
+    std::error_code error;
+    int64_t ready = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+      if (absl::StartsWith(entry.path().filename().string(), "ready_")) ++ready;
+    }
+    if (!error && ready >= *started) return absl::OkStatus();
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return absl::DeadlineExceededError("not every rank process started within 120 s");
+}
+
 absl::Status RunScenario(const std::string& scenario, RankReport& report) {
   absl::StatusOr<C10dOptions> options = C10dOptionsFromEnv();
   if (!options.ok()) return options.status();
   absl::StatusOr<int64_t> timeout_ms = IntegerEnv(kRankTimeoutMsEnv);
   if (!timeout_ms.ok()) return timeout_ms.status();
   options->timeout = absl::Milliseconds(*timeout_ms);
+  if (absl::Status started = WaitUntilAllStarted(options->rank); !started.ok()) return started;
 
   const absl::Time start = absl::Now();
   absl::StatusOr<std::unique_ptr<C10dCoordinator>> coordinator = ConnectC10d(*options);

@@ -18,6 +18,10 @@ namespace dcplan::internal {
 inline constexpr char kRankScenarioEnv[] = "DCPLAN_C10D_TEST_SCENARIO";
 inline constexpr char kRankReportEnv[] = "DCPLAN_C10D_TEST_REPORT";
 inline constexpr char kRankTimeoutMsEnv[] = "DCPLAN_C10D_TEST_TIMEOUT_MS";
+// Before connecting, each rank creates ready_<rank> in this (empty) directory
+// and waits until kRankStartedEnv ranks have.
+inline constexpr char kRankStartDirEnv[] = "DCPLAN_C10D_TEST_START_DIR";
+inline constexpr char kRankStartedEnv[] = "DCPLAN_C10D_TEST_STARTED";
 
 // Named outcomes and numbers of one rank's run.
 struct RankReport {
