@@ -1,0 +1,219 @@
+// Properties of state-dict flattening (engine/flatten.h): flattening follows
+// the traversal rules of spec/planner.md §2.2-2.3, unflattening restores the
+// nested structure, and colliding keys are errors, never silent merges.
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include <rapidcheck.h>
+#include <rapidcheck/gtest.h>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/flatten.h"
+#include "engine/object_path.h"
+#include "property_tests/generators.h"
+
+namespace dcplan {
+namespace proptest {
+namespace {
+
+// ---- Reference traversal (spec/planner.md §2.2, §2.3) ------------------------------
+
+bool IsContainer(const TestTree& n) { return n.is_mapping() || n.is_list(); }
+bool IsTensor(const TestTree& n) { return n.is_leaf() && n.leaf()->tensor; }
+
+bool TerminalCurrent(const TestTree& n) {
+  if (n.is_mapping()) return false;
+  if (!n.is_list()) return true;
+  for (const TestTree& e : n.items()) {
+    if (IsContainer(e) && !TerminalCurrent(e)) return false;
+    if (IsTensor(e)) return false;
+  }
+  return true;
+}
+
+bool TerminalLegacy(const TestTree& n) {
+  if (!IsContainer(n)) return true;
+  std::vector<const TestTree*> values;
+  for (const auto& entry : n.entries()) values.push_back(&entry.value);
+  for (const TestTree& item : n.items()) values.push_back(&item);
+  for (const TestTree* e : values) {
+    if (IsContainer(*e) && !TerminalLegacy(*e)) return false;
+    if (IsTensor(*e)) return false;
+  }
+  return true;
+}
+
+struct Leaf {
+  ObjectPath path;
+  const TestTree* value;
+};
+
+void Visit(KeyFormat format, ObjectPath& path, const TestTree& n, std::vector<Leaf>& out) {
+  const bool terminal = format == KeyFormat::kCurrent ? TerminalCurrent(n) : TerminalLegacy(n);
+  const bool descend_mapping = n.is_mapping() && (format == KeyFormat::kCurrent || !terminal);
+  if (descend_mapping) {
+    for (const auto& entry : n.entries()) {
+      path.emplace_back(entry.key);
+      Visit(format, path, entry.value, out);
+      path.pop_back();
+    }
+  } else if (terminal) {
+    out.push_back(Leaf{path, &n});
+  } else {
+    for (size_t i = 0; i < n.items().size(); ++i) {
+      path.emplace_back(static_cast<int64_t>(i));
+      Visit(format, path, n.items()[i], out);
+      path.pop_back();
+    }
+  }
+}
+
+std::vector<Leaf> ReferenceLeaves(const TestTree& root, KeyFormat format) {
+  std::vector<Leaf> out;
+  ObjectPath path;
+  for (const auto& entry : root.entries()) {
+    path.emplace_back(entry.key);
+    Visit(format, path, entry.value, out);
+    path.pop_back();
+  }
+  return out;
+}
+
+bool HasDuplicateKeys(const std::vector<Leaf>& leaves) {
+  absl::flat_hash_set<std::string> keys;
+  for (const Leaf& leaf : leaves) {
+    if (!keys.insert(FlatKey(leaf.path)).second) return true;
+  }
+  return false;
+}
+
+// A mapping somewhere holds the same key twice.
+bool HasRepeatedMappingKey(const TestTree& n) {
+  absl::flat_hash_set<std::string> keys;
+  for (const auto& entry : n.entries()) {
+    if (!keys.insert(entry.key).second || HasRepeatedMappingKey(entry.value)) return true;
+  }
+  for (const TestTree& item : n.items()) {
+    if (HasRepeatedMappingKey(item)) return true;
+  }
+  return false;
+}
+
+KeyFormat GenFormat() { return *rc::gen::element(KeyFormat::kCurrent, KeyFormat::kLegacy2_3); }
+
+// Flattening lists exactly the reference leaves, in order, with their values.
+void CheckFlattening(const TestTree& tree, KeyFormat format, const FlatStateDict<TestLeaf>& flat) {
+  const std::vector<Leaf> leaves = ReferenceLeaves(tree, format);
+  RC_ASSERT(flat.values.size() == leaves.size());
+  RC_ASSERT(flat.mapping.size() == leaves.size());
+  for (size_t i = 0; i < leaves.size(); ++i) {
+    const std::string key = FlatKey(leaves[i].path);
+    RC_ASSERT(flat.mapping.at_position(i).first == key);
+    RC_ASSERT(flat.mapping.at_position(i).second == leaves[i].path);
+    RC_ASSERT(flat.values.at_position(i).first == key);
+    RC_ASSERT(flat.values.at_position(i).second == *leaves[i].value);
+  }
+}
+
+// Trees without colliding keys: flatten lists the reference leaves and
+// unflatten restores the tree (the current format drops empty mappings, so
+// they are generated only for the legacy format, which keeps them whole).
+RC_GTEST_PROP(FlattenProperty, FlattenThenUnflattenRestores, ()) {
+  const KeyFormat format = GenFormat();
+  TreeLimits limits;
+  limits.allow_empty_mappings = format == KeyFormat::kLegacy2_3;
+  const TestTree tree = *GenTree(limits);
+  RC_TAG(std::string(KeyFormatName(format)));
+  absl::StatusOr<FlatStateDict<TestLeaf>> flat = FlattenStateDict<TestLeaf>(tree, format, IsTensorLeaf);
+  RC_ASSERT(flat.ok());
+  CheckFlattening(tree, format, *flat);
+  RC_CLASSIFY(flat->values.size() > 10, ">10 leaves");
+  absl::StatusOr<TestTree> restored = UnflattenStateDict<TestLeaf>(flat->values, flat->mapping);
+  RC_ASSERT(restored.ok());
+  RC_ASSERT(*restored == tree);
+}
+
+// Keys with dots and digits, repeated keys in one mapping: colliding flat
+// keys are always an error naming the key; otherwise every leaf is listed,
+// and the tree comes back unless one mapping repeats a key (two entries "0"
+// holding mappings come back as one mapping, as with PyTorch's stringified
+// int keys: the flat keys differ, so nothing is lost or overwritten).
+RC_GTEST_PROP(FlattenProperty, CollidingKeysAreErrors, ()) {
+  const KeyFormat format = GenFormat();
+  TreeLimits limits;
+  limits.allow_colliding_keys = true;
+  limits.allow_empty_mappings = format == KeyFormat::kLegacy2_3;
+  const TestTree tree = *GenTree(limits);
+  const std::vector<Leaf> leaves = ReferenceLeaves(tree, format);
+  const bool collide = HasDuplicateKeys(leaves);
+  RC_CLASSIFY(collide, "colliding keys");
+  absl::StatusOr<FlatStateDict<TestLeaf>> flat = FlattenStateDict<TestLeaf>(tree, format, IsTensorLeaf);
+  if (collide) {
+    RC_ASSERT(!flat.ok());
+    RC_ASSERT(absl::IsInvalidArgument(flat.status()));
+    RC_ASSERT(flat.status().message().find("duplicated flatten key") != absl::string_view::npos);
+    return;
+  }
+  RC_ASSERT(flat.ok());
+  CheckFlattening(tree, format, *flat);
+  // With a key repeated in one mapping, unflattening may also fail (a later
+  // entry steps into a leaf an earlier one stored), as PyTorch's does.
+  if (HasRepeatedMappingKey(tree)) return;
+  absl::StatusOr<TestTree> restored = UnflattenStateDict<TestLeaf>(flat->values, flat->mapping);
+  RC_ASSERT(restored.ok());
+  RC_ASSERT(*restored == tree);
+}
+
+// A deliberate collision: a tensor at a nested path (mapping keys and list
+// indices) and a top-level entry whose key is that path joined by dots,
+// among other entries, in either order.
+RC_GTEST_PROP(FlattenProperty, ConstructedCollisionIsReported, ()) {
+  const KeyFormat format = GenFormat();
+  const TestTree others = *GenTree(TreeLimits{});
+  const int depth = *rc::gen::inRange(1, 4);
+  std::vector<PathElement> path = {std::string("c")};
+  for (int d = 0; d < depth; ++d) {
+    if (*rc::gen::arbitrary<bool>()) {
+      path.emplace_back(std::string(d % 2 ? "p" : "q"));
+    } else {
+      path.emplace_back(int64_t{*rc::gen::inRange(0, 3)});
+    }
+  }
+  // Build the nested value from the innermost tensor outwards; lists are
+  // padded with tensors so the list is descended into in both formats.
+  TestTree nested = TestTree::MakeLeaf(TestLeaf{true, 1000});
+  for (size_t i = path.size(); i-- > 1;) {
+    if (const auto* key = std::get_if<std::string>(&path[i])) {
+      std::vector<TestTree::Entry> entries;
+      entries.push_back(TestTree::Entry{*key, std::move(nested)});
+      nested = TestTree::MakeMapping(std::move(entries));
+    } else {
+      const int64_t index = std::get<int64_t>(path[i]);
+      std::vector<TestTree> items;
+      for (int64_t k = 0; k < index; ++k) items.push_back(TestTree::MakeLeaf(TestLeaf{true, 2000 + k}));
+      items.push_back(std::move(nested));
+      nested = TestTree::MakeList(std::move(items));
+    }
+  }
+  std::vector<TestTree::Entry> entries = others.entries();
+  const size_t at_nested = *rc::gen::inRange<size_t>(0, entries.size() + 1);
+  entries.insert(entries.begin() + at_nested, TestTree::Entry{"c", std::move(nested)});
+  const size_t at_flat = *rc::gen::inRange<size_t>(0, entries.size() + 1);
+  entries.insert(entries.begin() + at_flat, TestTree::Entry{FlatKey(path), TestTree::MakeLeaf(TestLeaf{true, 3000})});
+  const TestTree tree = TestTree::MakeMapping(std::move(entries));
+
+  absl::StatusOr<FlatStateDict<TestLeaf>> flat = FlattenStateDict<TestLeaf>(tree, format, IsTensorLeaf);
+  RC_ASSERT(!flat.ok());
+  RC_ASSERT(absl::IsInvalidArgument(flat.status()));
+  RC_ASSERT(flat.status().message().find("duplicated flatten key " + FlatKey(path)) != absl::string_view::npos);
+}
+
+}  // namespace
+}  // namespace proptest
+}  // namespace dcplan

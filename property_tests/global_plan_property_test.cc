@@ -1,0 +1,181 @@
+// Properties of the coordinator's global save plan (engine/save_planner.h):
+// index hints, the metadata's chunks and key order, plan order.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include <rapidcheck.h>
+#include <rapidcheck/gtest.h>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "engine/dedup.h"
+#include "engine/metadata.h"
+#include "engine/plan.h"
+#include "engine/save_planner.h"
+#include "engine/validate.h"
+#include "property_tests/generators.h"
+
+namespace dcplan {
+namespace proptest {
+namespace {
+
+struct Setup {
+  Scenario scenario;
+  std::vector<SavePlan> local;
+  SavePlannerOptions options;
+};
+
+Setup GenSetup() {
+  ScenarioLimits limits;
+  limits.allow_conflicts = *rc::gen::weightedElement<bool>({{1, true}, {3, false}});
+  // Without distinct offsets, an empty shard at the offsets of a non-empty
+  // one is a conflict (an invalid plan): keep most scenarios valid.
+  limits.distinct_offsets = *rc::gen::weightedElement<bool>({{3, true}, {1, false}});
+  Setup s;
+  s.scenario = *GenScenario(limits);
+  s.options.dedup = *rc::gen::element(DedupPolicy::kPyTorch, DedupPolicy::kLowestRank, DedupPolicy::kBalanced);
+  s.options.rewrite_index_hints = *rc::gen::weightedElement<bool>({{3, true}, {1, false}});
+  s.options.flatten_state_dict = *rc::gen::arbitrary<bool>();
+  absl::StatusOr<std::vector<SavePlan>> local = LocalSavePlans(s.scenario, s.options.flatten_state_dict);
+  RC_ASSERT(local.ok());
+  s.local = *std::move(local);
+  RC_TAG(std::string(DedupPolicyName(s.options.dedup)));
+  RC_CLASSIFY(s.scenario.num_ranks > 1024, ">1024 ranks");
+  return s;
+}
+
+// Items equal but for the index hint.
+bool SameButHint(const WriteItem& a, WriteItem b) {
+  b.index.index = a.index.index;
+  return a == b;
+}
+
+bool IsTensorItem(const WriteItem& item) { return item.type != WriteItemType::kByteIO; }
+
+// The global plan of the deduplicated plans: hints are positions in the
+// metadata, the metadata lists exactly the chunks written (in visit order),
+// keys in first-appearance order, plans keep their items in order.
+RC_GTEST_PROP(GlobalPlanProperty, HintsChunksAndOrders, ()) {
+  const Setup s = GenSetup();
+  absl::StatusOr<DedupResult> deduped = DedupSavePlans(s.local, s.options.dedup);
+  RC_ASSERT(deduped.ok());
+  const std::vector<SavePlan>& input = deduped->plans;
+  const GlobalPlanAndMetadata g = CreateDefaultGlobalSavePlan(input, s.options.rewrite_index_hints);
+  RC_CLASSIFY(!g.problems.empty(), "plan errors");
+  RC_ASSERT(g.plans.size() == input.size());
+
+  // Plans: the input's items in order, offending items (plan errors) left out.
+  absl::flat_hash_set<std::string> offending;
+  for (const PlanProblem& p : g.problems) {
+    RC_ASSERT(p.kind == ProblemKind::kPlanError);
+    offending.insert(p.fqn);
+  }
+  for (size_t r = 0; r < input.size(); ++r) {
+    size_t j = 0;
+    for (const WriteItem& item : input[r].items) {
+      if (j < g.plans[r].items.size() && SameButHint(item, g.plans[r].items[j])) {
+        ++j;
+      } else {
+        RC_ASSERT(offending.contains(item.index.fqn));
+      }
+    }
+    RC_ASSERT(j == g.plans[r].items.size());
+    RC_ASSERT(g.plans[r].storage_data == input[r].storage_data);
+    RC_ASSERT(g.plans[r].planner_data == input[r].planner_data);
+    if (offending.empty()) RC_ASSERT(g.plans[r].items.size() == input[r].items.size());
+  }
+
+  // Visit the output plans in rank and item order: the expected metadata.
+  StateDictMetadata expected;
+  for (const SavePlan& plan : g.plans) {
+    for (const WriteItem& item : plan.items) {
+      if (!IsTensorItem(item)) {
+        RC_ASSERT(!item.index.index.has_value());
+        auto [existing, inserted] = expected.TryEmplace(item.index.fqn, BytesStorageMetadata{});
+        RC_ASSERT(inserted);
+        continue;
+      }
+      RC_ASSERT(item.tensor_data.has_value());
+      TensorStorageMetadata first{item.tensor_data->properties, item.tensor_data->size, {}};
+      auto [value, inserted] = expected.TryEmplace(item.index.fqn, first);
+      auto* tensor = std::get_if<TensorStorageMetadata>(value);
+      RC_ASSERT(tensor != nullptr);
+      if (s.options.rewrite_index_hints) {
+        RC_ASSERT(item.index.index == std::optional<int64_t>(static_cast<int64_t>(tensor->chunks.size())));
+      } else {
+        RC_ASSERT(!item.index.index.has_value());  // local plans carry no hints
+      }
+      tensor->chunks.push_back(item.tensor_data->chunk);
+    }
+  }
+  RC_ASSERT(g.metadata.state_dict_metadata == expected);
+
+  // Hints as positions: the chunk at the hint is the item's chunk.
+  if (s.options.rewrite_index_hints) {
+    for (const SavePlan& plan : g.plans) {
+      for (const WriteItem& item : plan.items) {
+        if (!IsTensorItem(item)) continue;
+        const auto& tensor = std::get<TensorStorageMetadata>(*g.metadata.state_dict_metadata.Find(item.index.fqn));
+        RC_ASSERT(tensor.chunks.at(static_cast<size_t>(*item.index.index)) == item.tensor_data->chunk);
+      }
+    }
+  }
+
+  // Without plan errors the key order is the first appearance in the input.
+  if (offending.empty()) {
+    std::vector<std::string> first_seen;
+    absl::flat_hash_set<std::string> seen;
+    for (const SavePlan& plan : input) {
+      for (const WriteItem& item : plan.items) {
+        if (seen.insert(item.index.fqn).second) first_seen.push_back(item.index.fqn);
+      }
+    }
+    std::vector<std::string> keys;
+    for (const auto& [key, value] : g.metadata.state_dict_metadata) keys.push_back(key);
+    RC_ASSERT(keys == first_seen);
+  }
+}
+
+// The coordinator's pipeline is dedup -> global plan -> mapping merge ->
+// validation; generated scenarios are exact partitions, so without conflicts
+// the plan is valid.
+RC_GTEST_PROP(GlobalPlanProperty, PipelineComposesItsSteps, ()) {
+  const Setup s = GenSetup();
+  absl::StatusOr<GlobalSavePlan> full = CreateGlobalSavePlan(s.local, s.options);
+  RC_ASSERT(full.ok());
+  absl::StatusOr<DedupResult> deduped = DedupSavePlans(s.local, s.options.dedup);
+  RC_ASSERT(deduped.ok());
+  const GlobalPlanAndMetadata g = CreateDefaultGlobalSavePlan(deduped->plans, s.options.rewrite_index_hints);
+  RC_ASSERT(full->plans == g.plans);
+  RC_ASSERT(full->metadata.state_dict_metadata == g.metadata.state_dict_metadata);
+  if (s.options.flatten_state_dict) {
+    absl::StatusOr<FlattenMapping> merged = MergePlannerData(g.plans);
+    RC_ASSERT(merged.ok());
+    RC_ASSERT(full->metadata.planner_data == std::optional<FlattenMapping>(*merged));
+  } else {
+    RC_ASSERT(!full->metadata.planner_data.has_value());
+  }
+  std::vector<PlanProblem> problems = deduped->conflicts;
+  problems.insert(problems.end(), g.problems.begin(), g.problems.end());
+  const std::vector<PlanProblem> invalid = ValidateMetadata(g.metadata.state_dict_metadata);
+  problems.insert(problems.end(), invalid.begin(), invalid.end());
+  RC_ASSERT(full->problems == problems);
+  RC_CLASSIFY(!full->valid(), "invalid");
+  bool conflicting_shapes = false;
+  for (const ScenarioEntry& entry : s.scenario.entries) {
+    if (const auto* whole = std::get_if<ReplicatedEntry>(&entry)) {
+      conflicting_shapes = conflicting_shapes || !whole->conflicting_shapes.empty();
+    }
+  }
+  if (!conflicting_shapes) RC_ASSERT(deduped->conflicts.empty() == full->valid());
+}
+
+}  // namespace
+}  // namespace proptest
+}  // namespace dcplan

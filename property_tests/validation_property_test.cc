@@ -1,0 +1,207 @@
+// Properties of global-plan validation (engine/validate.h) and of the box
+// predicates it rests on (engine/box.h).
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include <rapidcheck.h>
+#include <rapidcheck/gtest.h>
+
+#include "engine/box.h"
+#include "engine/metadata.h"
+#include "engine/problem.h"
+#include "engine/testing/validate_oracle.h"
+#include "engine/validate.h"
+#include "property_tests/generators.h"
+
+namespace dcplan {
+namespace proptest {
+namespace {
+
+constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
+
+TensorStorageMetadata Tensor(const Shape& shape, std::vector<ChunkBox> chunks) {
+  TensorStorageMetadata t;
+  t.size = shape;
+  t.chunks = std::move(chunks);
+  return t;
+}
+
+void ClassifyPartition(const Partition& p) {
+  RC_TAG(std::string(PartitionKindName(p.kind)));
+  RC_CLASSIFY(p.shape.empty(), "0-d");
+  RC_CLASSIFY(std::find(p.shape.begin(), p.shape.end(), 0) != p.shape.end(), "zero-length dim");
+  RC_CLASSIFY(p.chunks.size() > 100, ">100 chunks");
+}
+
+// Every exact partition validates, alone and next to other tensors.
+RC_GTEST_PROP(ValidationProperty, ExactPartitionsHaveNoProblems, ()) {
+  const Partition p = *GenShapeAndPartition(ShapeLimits{}, 4096);
+  ClassifyPartition(p);
+  const std::vector<PlanProblem> problems = ValidateTensor("w", Tensor(p.shape, p.chunks));
+  RC_ASSERT(problems.empty());
+}
+
+RC_GTEST_PROP(ValidationProperty, ExactPartitionsOfSeveralTensorsHaveNoProblems, ()) {
+  const int n = *rc::gen::inRange(1, 5);
+  StateDictMetadata metadata;
+  for (int i = 0; i < n; ++i) {
+    const Partition p = *GenShapeAndPartition(ShapeLimits{}, 256);
+    metadata.InsertOrAssign("t" + std::to_string(i), Tensor(p.shape, p.chunks));
+    if (i % 2 == 1) metadata.InsertOrAssign("bytes" + std::to_string(i), BytesStorageMetadata{});
+  }
+  RC_ASSERT(ValidateMetadata(metadata).empty());
+}
+
+bool Reported(const std::vector<PlanProblem>& problems, const std::string& fqn, const InjectedFault& f) {
+  for (const PlanProblem& p : problems) {
+    if (p.kind != f.expected_kind || p.fqn != fqn) continue;
+    if (f.expected_kind == ProblemKind::kVolume) {
+      if (f.fault != FaultKind::kDrop || (p.expected == f.expected_volume && p.actual == f.actual_volume)) return true;
+      continue;
+    }
+    if (f.chunks_exact) {
+      if (p.chunks == f.expected_chunks) return true;
+    } else if (std::find(p.chunks.begin(), p.chunks.end(), f.expected_chunks[0]) != p.chunks.end()) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// One fault in one tensor among exact ones: reported, with the right kind,
+// fqn and chunk(s), and nothing is reported for the other tensors.
+RC_GTEST_PROP(ValidationProperty, InjectedFaultsAreReported, ()) {
+  ShapeLimits limits;
+  limits.min_dims = 1;
+  const Partition p = *GenShapeAndPartition(limits, 256);
+  const InjectedFault fault = *GenFault(p);
+  RC_TAG(std::string(FaultKindName(fault.fault)));
+  const Partition before = *GenShapeAndPartition(ShapeLimits{}, 16);
+  const Partition after = *GenShapeAndPartition(ShapeLimits{}, 16);
+  StateDictMetadata metadata;
+  metadata.InsertOrAssign("before", Tensor(before.shape, before.chunks));
+  metadata.InsertOrAssign("faulty", Tensor(fault.shape, fault.chunks));
+  metadata.InsertOrAssign("after", Tensor(after.shape, after.chunks));
+
+  const std::vector<PlanProblem> problems = ValidateMetadata(metadata);
+  RC_LOG() << "problems:";
+  for (const PlanProblem& problem : problems) RC_LOG() << "\n  " << problem;
+  RC_ASSERT(!problems.empty());
+  for (const PlanProblem& problem : problems) {
+    RC_ASSERT(problem.fqn == "faulty");
+    RC_ASSERT(problem.message.find("faulty") != std::string::npos);
+  }
+  RC_ASSERT(Reported(problems, "faulty", fault));
+  // The fast sweep agrees with the all-pairs oracle on the faulted tensor.
+  RC_ASSERT(ValidateTensor("faulty", Tensor(fault.shape, fault.chunks)) ==
+            ValidateTensorPairwise("faulty", Tensor(fault.shape, fault.chunks)));
+}
+
+// Coordinates from a small range, so that boxes often touch, overlap, nest
+// or have zero volume; sometimes malformed or near INT64_MAX.
+rc::Gen<ChunkBox> GenLooseBox(const Shape& shape) {
+  return rc::gen::exec([shape] {
+    const int flavour = *rc::gen::weightedElement<int>({{12, 0}, {1, 1}, {1, 2}, {1, 3}});
+    size_t rank = shape.size();
+    if (flavour == 1) rank = static_cast<size_t>(*rc::gen::inRange(0, 4));  // maybe another rank
+    ChunkBox box;
+    for (size_t d = 0; d < rank; ++d) {
+      const int64_t extent = d < shape.size() ? shape[d] : 3;
+      box.offsets.push_back(*rc::gen::inRange<int64_t>(-1, extent + 2));
+      box.sizes.push_back(*rc::gen::inRange<int64_t>(0, extent + 2));
+    }
+    if (rank > 0 && flavour == 2) {  // a negative size
+      box.sizes[*rc::gen::inRange<size_t>(0, rank)] = -*rc::gen::inRange<int64_t>(1, 3);
+    }
+    if (rank > 0 && flavour == 3) {  // an offset near INT64_MAX
+      const size_t d = *rc::gen::inRange<size_t>(0, rank);
+      box.offsets[d] = kInt64Max - *rc::gen::inRange<int64_t>(0, 3);
+    }
+    if (flavour == 1 && *rc::gen::arbitrary<bool>() && !box.offsets.empty()) box.offsets.pop_back();
+    return box;
+  });
+}
+
+RC_GTEST_PROP(ValidationProperty, SweepAgreesWithPairwiseOracle, ()) {
+  ShapeLimits limits;
+  limits.max_dims = 4;
+  limits.max_dim = 6;
+  const Shape shape = *GenShape(limits);
+  const int n = *rc::gen::inRange(0, 80);
+  std::vector<ChunkBox> chunks;
+  for (int i = 0; i < n; ++i) chunks.push_back(*GenLooseBox(shape));
+  const TensorStorageMetadata tensor = Tensor(shape, chunks);
+  const std::vector<PlanProblem> fast = ValidateTensor("t", tensor);
+  const std::vector<PlanProblem> oracle = ValidateTensorPairwise("t", tensor);
+  RC_CLASSIFY(fast.empty(), "valid");
+  RC_CLASSIFY(std::any_of(oracle.begin(), oracle.end(), [](const PlanProblem& p) { return p.kind == ProblemKind::kOverlap; }),
+              "has overlap");
+  RC_ASSERT(fast == oracle);
+}
+
+// The same, on an exact partition with a few boxes moved by one element:
+// mostly touching boxes.
+RC_GTEST_PROP(ValidationProperty, SweepAgreesWithOracleOnNearPartitions, ()) {
+  ShapeLimits limits;
+  limits.max_dim = 12;
+  Partition p = *GenShapeAndPartition(limits, 200);
+  const int moves = p.chunks.empty() || p.shape.empty() ? 0 : *rc::gen::inRange(0, 4);
+  for (int m = 0; m < moves; ++m) {
+    ChunkBox& box = p.chunks[*rc::gen::inRange<size_t>(0, p.chunks.size())];
+    const size_t d = *rc::gen::inRange<size_t>(0, p.shape.size());
+    const int64_t delta = *rc::gen::element<int64_t>(-1, 1);
+    if (*rc::gen::arbitrary<bool>()) {
+      box.offsets[d] += delta;
+    } else {
+      box.sizes[d] = std::max<int64_t>(0, box.sizes[d] + delta);
+    }
+  }
+  const TensorStorageMetadata tensor = Tensor(p.shape, p.chunks);
+  const std::vector<PlanProblem> fast = ValidateTensor("t", tensor);
+  RC_CLASSIFY(moves > 0 && fast.empty(), "moved but valid");
+  RC_ASSERT(fast == ValidateTensorPairwise("t", tensor));
+}
+
+// Overlaps(a, b) iff the boxes share an element, enumerated one by one.
+RC_GTEST_PROP(BoxProperty, OverlapsIffSharedElement, ()) {
+  const int rank = *rc::gen::inRange(0, 4);
+  auto gen_box = [rank] {
+    ChunkBox box;
+    for (int d = 0; d < rank; ++d) {
+      box.offsets.push_back(*rc::gen::inRange<int64_t>(0, 5));
+      box.sizes.push_back(*rc::gen::inRange<int64_t>(0, 4));
+    }
+    return box;
+  };
+  const ChunkBox a = gen_box();
+  const ChunkBox b = gen_box();
+  // Elements of the 8^rank cube (every box lies inside it).
+  bool shared = false;
+  int64_t cells = 1;
+  for (int d = 0; d < rank; ++d) cells *= 8;
+  for (int64_t cell = 0; cell < cells && !shared; ++cell) {
+    bool in_a = true, in_b = true;
+    int64_t rest = cell;
+    for (int d = 0; d < rank; ++d) {
+      const int64_t x = rest % 8;
+      rest /= 8;
+      in_a = in_a && a.offsets[d] <= x && x < a.offsets[d] + a.sizes[d];
+      in_b = in_b && b.offsets[d] <= x && x < b.offsets[d] + b.sizes[d];
+    }
+    shared = in_a && in_b;
+  }
+  RC_CLASSIFY(shared, "overlapping");
+  RC_LOG() << "a = " << a << ", b = " << b << (shared ? " share an element" : " share no element");
+  RC_ASSERT(Overlaps(a, b) == shared);
+  RC_ASSERT(Overlaps(b, a) == shared);
+  RC_ASSERT(Intersection(a, b).has_value() == shared);
+}
+
+}  // namespace
+}  // namespace proptest
+}  // namespace dcplan
