@@ -1,5 +1,6 @@
 #include "tools/dcplan/demo_command.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -16,6 +17,7 @@
 #include "api/coordinator.h"
 #include "api/filesystem.h"
 #include "tools/dcplan/demo_model.h"
+#include "tools/dcplan/demo_procs.h"
 
 namespace dcplan::tools {
 namespace {
@@ -26,6 +28,10 @@ struct DemoArgs {
   int64_t save_ranks = 4;
   int64_t load_ranks = 3;
   int64_t scale_mib = 4;
+  // --procs: one process per rank (0: in-process ranks).
+  int64_t save_procs = 0;
+  int64_t load_procs = 0;  // 0: save_procs - 1, at least 1
+  int64_t timeout_s = 120;
 };
 
 absl::StatusOr<DemoArgs> ParseArgs(const std::vector<std::string>& args) {
@@ -50,10 +56,19 @@ absl::StatusOr<DemoArgs> ParseArgs(const std::vector<std::string>& args) {
       status = next_int(&parsed.load_ranks, 1, 64);
     } else if (arg == "--scale") {
       status = next_int(&parsed.scale_mib, 1, 256);
+    } else if (arg == "--procs") {
+      status = next_int(&parsed.save_procs, 1, 64);
+    } else if (arg == "--load-procs") {
+      status = next_int(&parsed.load_procs, 1, 64);
+    } else if (arg == "--timeout") {
+      status = next_int(&parsed.timeout_s, 1, 86400);
     } else {
       status = absl::InvalidArgumentError(absl::StrCat("unknown argument \"", arg, "\""));
     }
     if (!status.ok()) return status;
+  }
+  if (parsed.load_procs > 0 && parsed.save_procs == 0) {
+    return absl::InvalidArgumentError("--load-procs needs --procs");
   }
   return parsed;
 }
@@ -151,6 +166,7 @@ int Demo(const DemoArgs& args, std::string* out, std::string* err) {
 
 std::string DemoHelp() {
   return R"(usage: dcplan demo [--dir DIR] [--overwrite] [--ranks N] [--load-ranks M] [--scale MIB]
+       dcplan demo --procs N [--load-procs M] [--timeout SECONDS] [--dir DIR] [--overwrite] [--scale MIB]
 
 Saves a small sharded model (nested model and optimizer state: FSDP row
 shards, 2-D block shards, replicated tensors, 0-d tensors, non-tensor values)
@@ -162,6 +178,13 @@ value. Prints the files, bytes and throughput.
                  directory, removed afterwards)
   --overwrite    replace a checkpoint already in DIR
   --scale MIB    about how many MiB of tensors per layer group (default 4)
+  --procs N      run every rank as its own process (this binary, re-executed
+                 with RANK, WORLD_SIZE, MASTER_ADDR=127.0.0.1 and MASTER_PORT),
+                 meeting over c10d (TCPStore + Gloo); N ranks save, then
+  --load-procs M ranks (default N-1, at least 1) load on a new port. Progress
+                 goes to standard error; a failed rank's output tail is shown.
+  --timeout S    with --procs: each rank's rendezvous and collective timeout
+                 (default 120); ranks still running 30 s later are killed
 
 Exit status: 0 verified; 1 the save, the load or the check failed; 2 usage.
 )";
@@ -172,10 +195,23 @@ int DemoMain(const std::vector<std::string>& args, std::string* stdout_text, std
     stdout_text->append(DemoHelp());
     return 0;
   }
+  if (!args.empty() && args[0] == "--rank-worker") {
+    return RankWorkerMain(std::vector<std::string>(args.begin() + 1, args.end()), stdout_text, stderr_text);
+  }
   absl::StatusOr<DemoArgs> parsed = ParseArgs(args);
   if (!parsed.ok()) {
     absl::StrAppend(stderr_text, "dcplan demo: ", parsed.status().message(), "\n\n", DemoHelp());
     return 2;
+  }
+  if (parsed->save_procs > 0) {
+    ProcsDemoOptions options;
+    options.dir = parsed->dir;
+    options.overwrite = parsed->overwrite;
+    options.save_procs = parsed->save_procs;
+    options.load_procs = parsed->load_procs > 0 ? parsed->load_procs : std::max<int64_t>(1, parsed->save_procs - 1);
+    options.scale_mib = parsed->scale_mib;
+    options.timeout = absl::Seconds(parsed->timeout_s);
+    return RunProcsDemo(options, stdout_text, stderr_text);
   }
   return Demo(*parsed, stdout_text, stderr_text);
 }
