@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <optional>
 #include <string>
@@ -28,14 +29,18 @@ struct IndexPtrEq {
 
 using Rank = int32_t;
 using KeyId = int32_t;
+// Position of an item in the concatenation of all plans' items (fewer than
+// 2^31 items: checked).
+using Position = uint32_t;
 
 // Facts about one item key, gathered in one pass over every plan.
 struct KeyInfo {
   const WriteItem* first_item = nullptr;
+  // The last appearance and its position: PyTorch's `item_of` keeps the last
+  // one.
+  const WriteItem* last_item = nullptr;
+  Position last_position = 0;
   Rank first_rank = 0;
-  // Position (in the concatenation of all plans' items) of the last
-  // appearance: PyTorch's `item_of` keeps the last one.
-  size_t last_position = 0;
   // Last rank counted in holder_count: a plan holding the key twice is one
   // holder.
   Rank last_counted_rank = -1;
@@ -78,6 +83,102 @@ void NoteConflict(KeyTable& table, KeyId key, Rank rank, const WriteItem& item) 
   if (holders.empty() || holders.back().rank != rank) holders.push_back({rank, &item});
 }
 
+// For every item, the position of the first item whose key has the same
+// hash. Grouping (hash, position) pairs by sorting streams through memory,
+// where a hash table over 10^6 keys (FSDP: every shard is a key) misses the
+// cache on every insert; a first pass splits the pairs by the hash's top bits
+// so that each part sorts in cache. Distinct keys sharing a 64-bit hash are
+// grouped together here: AssignKeys detects that and BuildKeyTable falls back
+// to FirstPositionsExact.
+std::vector<Position> FirstPositionsByHash(const std::vector<SavePlan>& plans, size_t total_items) {
+  std::vector<uint64_t> hashes;
+  hashes.reserve(total_items);
+  for (const SavePlan& plan : plans) {
+    for (const WriteItem& item : plan.items) hashes.push_back(absl::Hash<MetadataIndex>()(item.index));
+  }
+  // About 256 pairs per part.
+  int part_bits = 0;
+  while (part_bits < 16 && (total_items >> (part_bits + 8)) > 0) ++part_bits;
+  auto part_of = [part_bits](uint64_t hash) { return part_bits == 0 ? 0 : hash >> (64 - part_bits); };
+  std::vector<size_t> part_starts((size_t{1} << part_bits) + 1, 0);
+  for (uint64_t hash : hashes) ++part_starts[part_of(hash) + 1];
+  for (size_t p = 1; p < part_starts.size(); ++p) part_starts[p] += part_starts[p - 1];
+  std::vector<std::pair<uint64_t, Position>> parts(total_items);
+  std::vector<size_t> cursors(part_starts.begin(), part_starts.end() - 1);
+  for (Position position = 0; position < total_items; ++position) {
+    parts[cursors[part_of(hashes[position])]++] = {hashes[position], position};
+  }
+  std::vector<Position> first_positions(total_items);
+  for (size_t p = 0; p + 1 < part_starts.size(); ++p) {
+    const auto part_begin = parts.begin() + part_starts[p];
+    const auto part_end = parts.begin() + part_starts[p + 1];
+    std::sort(part_begin, part_end);
+    for (auto begin = part_begin, end = part_begin; begin != part_end; begin = end) {
+      while (end != part_end && end->first == begin->first) ++end;
+      for (auto it = begin; it != end; ++it) first_positions[it->second] = begin->second;
+    }
+  }
+  return first_positions;
+}
+
+// FirstPositionsByHash by key equality.
+std::vector<Position> FirstPositionsExact(const std::vector<SavePlan>& plans, size_t total_items) {
+  absl::flat_hash_map<const MetadataIndex*, Position, IndexPtrHash, IndexPtrEq> first_position_of;
+  first_position_of.reserve(total_items);
+  std::vector<Position> first_positions;
+  first_positions.reserve(total_items);
+  Position position = 0;
+  for (const SavePlan& plan : plans) {
+    for (const WriteItem& item : plan.items) {
+      first_positions.push_back(first_position_of.try_emplace(&item.index, position).first->second);
+      ++position;
+    }
+  }
+  return first_positions;
+}
+
+// Fills keys, item_keys and the conflicts (plan_starts already set) from
+// each item's first position: key ids in first-seen order. False if an item's
+// key differs from the key at its first position (a hash collision).
+bool AssignKeys(const std::vector<SavePlan>& plans, const std::vector<Position>& first_positions, KeyTable& table) {
+  table.keys.clear();
+  table.item_keys.clear();
+  table.conflict_order.clear();
+  table.conflicts.clear();
+  table.item_keys.reserve(first_positions.size());
+  size_t num_keys = 0;
+  for (size_t p = 0; p < first_positions.size(); ++p) num_keys += first_positions[p] == p;
+  table.keys.reserve(num_keys);
+  Position position = 0;
+  for (Rank rank = 0; rank < static_cast<Rank>(plans.size()); ++rank) {
+    for (const WriteItem& item : plans[rank].items) {
+      const Position first = first_positions[position];
+      KeyId key;
+      if (first == position) {
+        key = static_cast<KeyId>(table.keys.size());
+        KeyInfo info;
+        info.first_item = &item;
+        info.first_rank = rank;
+        table.keys.push_back(info);
+      } else {
+        key = table.item_keys[first];
+        const WriteItem& first_item = *table.keys[key].first_item;
+        if (item.index != first_item.index) return false;
+        if (!SameData(first_item, item)) NoteConflict(table, key, rank, item);
+      }
+      KeyInfo& info = table.keys[key];
+      info.last_item = &item;
+      info.last_position = position++;
+      if (info.last_counted_rank != rank) {
+        info.last_counted_rank = rank;
+        ++info.holder_count;
+      }
+      table.item_keys.push_back(key);
+    }
+  }
+  return true;
+}
+
 absl::StatusOr<KeyTable> BuildKeyTable(const std::vector<SavePlan>& plans) {
   KeyTable table;
   table.plan_starts.reserve(plans.size() + 1);
@@ -92,31 +193,8 @@ absl::StatusOr<KeyTable> BuildKeyTable(const std::vector<SavePlan>& plans) {
     return absl::InvalidArgumentError(
         absl::StrCat("too many plans or items to deduplicate: ", plans.size(), " plans, ", total_items, " items"));
   }
-  table.item_keys.reserve(total_items);
-  absl::flat_hash_map<const MetadataIndex*, KeyId, IndexPtrHash, IndexPtrEq> key_ids;
-  // Replicated state dicts have about as many keys as one plan has items.
-  key_ids.reserve(plans.empty() ? 0 : plans.front().items.size() * 2);
-  size_t position = 0;
-  for (Rank rank = 0; rank < static_cast<Rank>(plans.size()); ++rank) {
-    for (const WriteItem& item : plans[rank].items) {
-      auto [it, inserted] = key_ids.try_emplace(&item.index, static_cast<KeyId>(table.keys.size()));
-      const KeyId key = it->second;
-      if (inserted) {
-        KeyInfo info;
-        info.first_item = &item;
-        info.first_rank = rank;
-        table.keys.push_back(info);
-      } else if (!SameData(*table.keys[key].first_item, item)) {
-        NoteConflict(table, key, rank, item);
-      }
-      KeyInfo& info = table.keys[key];
-      info.last_position = position++;
-      if (info.last_counted_rank != rank) {
-        info.last_counted_rank = rank;
-        ++info.holder_count;
-      }
-      table.item_keys.push_back(key);
-    }
+  if (!AssignKeys(plans, FirstPositionsByHash(plans, total_items), table)) {
+    AssignKeys(plans, FirstPositionsExact(plans, total_items), table);  // exact: cannot fail
   }
   return table;
 }
@@ -160,12 +238,6 @@ absl::Status AddLoad(std::vector<int64_t>& loads, Rank rank, int64_t weight) {
   return absl::OkStatus();
 }
 
-const WriteItem& ItemAt(const std::vector<SavePlan>& plans, const KeyTable& table, size_t position) {
-  auto next_plan = std::upper_bound(table.plan_starts.begin(), table.plan_starts.end(), position);
-  const size_t rank = static_cast<size_t>(next_plan - table.plan_starts.begin()) - 1;
-  return plans[rank].items[position - table.plan_starts[rank]];
-}
-
 // Chosen writer per key id.
 using Choice = std::vector<Rank>;
 
@@ -179,8 +251,7 @@ absl::StatusOr<Choice> ChoosePyTorch(const std::vector<SavePlan>& plans, const K
   Choice chosen(table.keys.size());
   std::vector<int64_t> loads(plans.size(), 0);
   for (KeyId key = 0; key < static_cast<KeyId>(table.keys.size()); ++key) {
-    absl::StatusOr<std::optional<int64_t>> size =
-        ItemAt(plans, table, table.keys[key].last_position).TensorStorageSize();
+    absl::StatusOr<std::optional<int64_t>> size = table.keys[key].last_item->TensorStorageSize();
     if (!size.ok()) return size.status();
     const int64_t weight = (!size->has_value() || **size == 0) ? 1 : **size;
     chosen[key] = LeastLoadedHolder(table, key, loads);
@@ -260,25 +331,23 @@ absl::StatusOr<Choice> ChooseBalanced(const std::vector<SavePlan>& plans, const 
   return *greedy_max < *pytorch_max ? std::move(greedy) : std::move(pytorch);
 }
 
-std::vector<SavePlan> ApplyChoice(const std::vector<SavePlan>& plans, const KeyTable& table, const Choice& chosen) {
-  std::vector<SavePlan> result;
-  result.reserve(plans.size());
+// Keeps, in place, the items each rank was chosen for: the pipeline owns the
+// plans, so kept items are moved (not copied) and storage_data, planner_data
+// and usable stay where they are.
+void ApplyChoice(std::vector<SavePlan>& plans, const KeyTable& table, const Choice& chosen) {
   for (Rank rank = 0; rank < static_cast<Rank>(plans.size()); ++rank) {
-    const SavePlan& plan = plans[rank];
+    std::vector<WriteItem>& items = plans[rank].items;
     const size_t start = table.plan_starts[rank];
     size_t kept = 0;
-    for (size_t i = 0; i < plan.items.size(); ++i) kept += chosen[table.item_keys[start + i]] == rank;
-    SavePlan out;
-    out.storage_data = plan.storage_data;
-    out.planner_data = plan.planner_data;
-    out.usable = plan.usable;
-    out.items.reserve(kept);
-    for (size_t i = 0; i < plan.items.size(); ++i) {
-      if (chosen[table.item_keys[start + i]] == rank) out.items.push_back(plan.items[i]);
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (chosen[table.item_keys[start + i]] != rank) continue;
+      if (kept != i) items[kept] = std::move(items[i]);
+      ++kept;
     }
-    result.push_back(std::move(out));
+    items.erase(items.begin() + kept, items.end());
+    // Replicated plans (DDP) keep about 1/N of their items.
+    if (kept * 2 < items.capacity()) items.shrink_to_fit();
   }
-  return result;
 }
 
 std::string DescribeItem(const WriteItem& item) {
@@ -324,7 +393,7 @@ absl::string_view DedupPolicyName(DedupPolicy policy) {
   return "?";
 }
 
-absl::StatusOr<DedupResult> DedupSavePlans(const std::vector<SavePlan>& plans, DedupPolicy policy) {
+absl::StatusOr<DedupResult> DedupSavePlans(std::vector<SavePlan> plans, DedupPolicy policy) {
   absl::StatusOr<KeyTable> table = BuildKeyTable(plans);
   if (!table.ok()) return table.status();
   absl::StatusOr<Choice> chosen;
@@ -336,13 +405,16 @@ absl::StatusOr<DedupResult> DedupSavePlans(const std::vector<SavePlan>& plans, D
   }
   if (!chosen.ok()) return chosen.status();
   DedupResult result;
-  result.plans = ApplyChoice(plans, *table, *chosen);
-  // Detection order follows the later holder; report in key first-seen order.
+  // Conflicts describe items through pointers into `plans`: build them before
+  // ApplyChoice moves the items. Detection order follows the later holder;
+  // report in key first-seen order.
   std::sort(table->conflict_order.begin(), table->conflict_order.end());
   result.conflicts.reserve(table->conflict_order.size());
   for (KeyId key : table->conflict_order) {
     result.conflicts.push_back(ConflictProblem(*table, key, table->conflicts.at(key)));
   }
+  ApplyChoice(plans, *table, *chosen);
+  result.plans = std::move(plans);
   return result;
 }
 

@@ -46,11 +46,15 @@ struct DedupResult {
 
 // Deduplicates `plans` (one per rank, index = rank). A plan holding one key
 // twice keeps both copies if it is chosen for that key and neither otherwise.
-// Conflicts are listed in key first-seen order. Cost: O(total items) hash
-// lookups plus, for kBalanced, a sort of the replicated keys. Error on
-// arithmetic overflow of an item's size or of a rank's total, and for more
-// than 2^31 - 1 plans or items.
-absl::StatusOr<DedupResult> DedupSavePlans(const std::vector<SavePlan>& plans, DedupPolicy policy);
+// Conflicts are listed in key first-seen order. Cost: one hash per item and a
+// sort of the (hash, position) pairs in cache-sized parts (exact hash-table
+// lookups instead if two distinct keys share a hash), plus, for kBalanced, a
+// sort of the replicated keys. Error on arithmetic overflow of an item's size
+// or of a rank's total, and for more than 2^31 - 1 plans or items. `plans` is
+// taken by value and its items are moved into the result: pass
+// std::move(plans) when the input is not needed afterwards (an lvalue is
+// copied).
+absl::StatusOr<DedupResult> DedupSavePlans(std::vector<SavePlan> plans, DedupPolicy policy);
 
 // Bytes each plan writes (WriteItem::PayloadBytes summed): the "balance"
 // accounting of spec/plan-json.md. Error on overflow.

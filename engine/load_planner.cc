@@ -111,6 +111,29 @@ class StoredChunkIndex {
   std::vector<int64_t> max_end_;  // segment tree (root 1) of max ends
 };
 
+// OverlapsPyTorch(local, stored) for a matchable `local`, inline: the
+// pairwise scan below calls it for every stored chunk.
+inline bool OverlapsMatchable(const ChunkBox& local, const ChunkBox& stored) {
+  const size_t rank = local.sizes.size();
+  if (stored.sizes.size() != rank || stored.offsets.size() != rank) return false;
+  for (size_t d = 0; d < rank; ++d) {
+    const __int128 stored_end = static_cast<__int128>(stored.offsets[d]) + stored.sizes[d];
+    const __int128 local_end = static_cast<__int128>(local.offsets[d]) + local.sizes[d];
+    if (!(local.offsets[d] < stored_end && stored.offsets[d] < local_end)) return false;
+  }
+  return true;
+}
+
+// Whether testing every (destination, stored) pair costs less than building
+// a StoredChunkIndex (sorts of the n stored chunks: about n log2 n) and
+// querying it: true for the few destination chunks a rank usually asks for.
+// Both ways give the same items in the same order.
+bool PairwiseIsCheaper(size_t num_local, size_t num_stored) {
+  size_t log2_stored = 0;
+  while ((num_stored >> log2_stored) > 1) ++log2_stored;
+  return num_local <= log2_stored + 4;
+}
+
 // §5.5's per-dim computation. Both boxes are matchable and overlap, so every
 // difference is smaller than one of the two sizes and cannot overflow.
 ReadItem ReadItemFor(absl::string_view fqn, const ChunkBox& local, int64_t li, const ChunkBox& stored, int64_t si) {
@@ -174,8 +197,10 @@ class LocalPlanBuilder {
     }
     if (const auto* whole = std::get_if<WholeTensor>(&value)) {
       if (!CheckSize(fqn, whole->shape, *tensor)) return;
-      const ChunkBox everything{Shape(whole->shape.size(), 0), whole->shape};
-      AppendItems(CreateReadItemsForChunkList(fqn, *tensor, {everything}));
+      std::vector<ChunkBox> everything(1);
+      everything[0].offsets.assign(whole->shape.size(), 0);
+      everything[0].sizes = whole->shape;
+      AppendItems(CreateReadItemsForChunkList(fqn, *tensor, everything));
       return;
     }
     const auto& sharded = std::get<ShardedTensor>(value);
@@ -261,6 +286,18 @@ std::vector<ReadItem> CreateReadItemsForChunkList(absl::string_view fqn, const T
   std::vector<ReadItem> items;
   if (local_chunks.empty() || stored.chunks.empty()) return items;
   const size_t tensor_rank = stored.size.size();
+  if (PairwiseIsCheaper(local_chunks.size(), stored.chunks.size())) {
+    for (size_t li = 0; li < local_chunks.size(); ++li) {
+      const ChunkBox& local = local_chunks[li];
+      if (!IsMatchable(local, tensor_rank)) continue;
+      for (size_t si = 0; si < stored.chunks.size(); ++si) {
+        const ChunkBox& chunk = stored.chunks[si];
+        if (!OverlapsMatchable(local, chunk) || !IsMatchable(chunk, tensor_rank)) continue;
+        items.push_back(ReadItemFor(fqn, local, static_cast<int64_t>(li), chunk, static_cast<int64_t>(si)));
+      }
+    }
+    return items;
+  }
   const StoredChunkIndex index(stored.chunks, tensor_rank);
   for (size_t li = 0; li < local_chunks.size(); ++li) {
     const ChunkBox& local = local_chunks[li];

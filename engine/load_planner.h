@@ -25,11 +25,12 @@ namespace dcplan {
 // chunk that overlaps it (PyTorch's strict test, OverlapsPyTorch: a zero-size
 // chunk strictly inside another one overlaps it and gets a zero-length item),
 // stored chunks in metadata order. This is the E0-E6 item order of
-// spec/planner.md §5.5, with its per-dim offsets and lengths, computed from an
-// index of the stored chunks rather than the all-pairs loop: cost
-// O((n + m + c) log n) for n stored and m destination chunks, c = the pairs
-// that overlap in the stored chunks' most varied dimension (the items for
-// row, column or 1-D splits). Index hints: the destination chunk's position in
+// spec/planner.md §5.5, with its per-dim offsets and lengths. For n stored and
+// m destination chunks: with m <= log2(n) + 4 (a rank's own shard or two) by
+// testing every pair, cost O(m n); otherwise from an index of the stored
+// chunks, cost O((n + m + c) log n), c = the pairs that overlap in the stored
+// chunks' most varied dimension (the items for row, column or 1-D splits).
+// Both give the same items. Index hints: the destination chunk's position in
 // `local_chunks`, the stored chunk's position in `stored.chunks`. 0-d tensors:
 // every 0-d destination chunk gets one item per 0-d stored chunk, with empty
 // offsets and lengths. A chunk (destination or stored) whose rank differs from

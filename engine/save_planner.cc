@@ -108,32 +108,42 @@ class GlobalPlanBuilder {
  public:
   explicit GlobalPlanBuilder(bool rewrite_index_hints) : rewrite_index_hints_(rewrite_index_hints) {}
 
-  // Takes `plan` by value: the coordinator's pipeline moves its deduplicated
-  // plans in instead of copying every rank's flatten mapping again.
+  // Takes `plan` by value: the pipeline moves its plans in, and the kept items
+  // are compacted in place (moved, never copied).
   void AddPlan(size_t rank, SavePlan plan) {
-    std::vector<WriteItem> items = std::move(plan.items);
-    plan.items.clear();
-    plan.items.reserve(items.size());
+    std::vector<WriteItem>& items = plan.items;
+    size_t kept = 0;
     for (size_t i = 0; i < items.size(); ++i) {
-      std::optional<std::string> error = AddItem(rank, items[i], plan.items);
-      if (error) ReportDropped(rank, i, items[i], *error);
+      std::optional<std::string> error = AddItem(rank, items[i]);
+      if (error) {
+        ReportDropped(rank, i, items[i], *error);
+        continue;
+      }
+      if (kept != i) items[kept] = std::move(items[i]);
+      ++kept;
     }
+    items.erase(items.begin() + kept, items.end());
     result_.plans.push_back(std::move(plan));
+  }
+
+  void Reserve(size_t num_plans, size_t expected_entries) {
+    result_.plans.reserve(num_plans);
+    result_.metadata.state_dict_metadata.reserve(expected_entries);
+    origins_.reserve(expected_entries);
   }
 
   GlobalPlanAndMetadata Finish() && { return std::move(result_); }
 
  private:
-  // Moves `item` (hint rewritten) to `kept` and records it in the metadata,
-  // or returns why it cannot be part of the global plan (`item` untouched).
-  std::optional<std::string> AddItem(size_t rank, WriteItem& item, std::vector<WriteItem>& kept) {
+  // Records `item` in the metadata and rewrites its hint, or returns why it
+  // cannot be part of the global plan (`item` untouched).
+  std::optional<std::string> AddItem(size_t rank, WriteItem& item) {
     StateDictMetadata& metadata = result_.metadata.state_dict_metadata;
     const ptrdiff_t position = metadata.PositionOf(item.index.fqn);
     const EntryOrigin* existing = position >= 0 ? &origins_[position] : nullptr;
     if (item.type == WriteItemType::kByteIO) {
       if (existing) return AlreadySaved(*existing);
       Insert(item.index.fqn, BytesStorageMetadata(), EntryKind::kBytes, rank);
-      kept.push_back(std::move(item));
       return std::nullopt;
     }
     if (!item.tensor_data) return std::string("the tensor item has no tensor data");
@@ -156,8 +166,7 @@ class GlobalPlanBuilder {
           Insert(item.index.fqn, TensorStorageMetadata{data.properties, data.size, {}}, kind, rank));
     }
     tensor->chunks.push_back(data.chunk);
-    kept.push_back(std::move(item));
-    if (rewrite_index_hints_) kept.back().index.index = static_cast<int64_t>(tensor->chunks.size() - 1);
+    if (rewrite_index_hints_) item.index.index = static_cast<int64_t>(tensor->chunks.size() - 1);
     return std::nullopt;
   }
 
@@ -200,21 +209,13 @@ absl::StatusOr<SavePlan> CreateLocalSavePlan(const StateDictDescription& descrip
   return plan;
 }
 
-GlobalPlanAndMetadata CreateDefaultGlobalSavePlan(const std::vector<SavePlan>& plans, bool rewrite_index_hints) {
+GlobalPlanAndMetadata CreateDefaultGlobalSavePlan(std::vector<SavePlan> plans, bool rewrite_index_hints) {
   GlobalPlanBuilder builder(rewrite_index_hints);
-  for (size_t rank = 0; rank < plans.size(); ++rank) builder.AddPlan(rank, plans[rank]);
-  return std::move(builder).Finish();
-}
-
-namespace {
-
-GlobalPlanAndMetadata BuildGlobalPlan(std::vector<SavePlan>&& plans, bool rewrite_index_hints) {
-  GlobalPlanBuilder builder(rewrite_index_hints);
+  // Every rank usually saves every fqn: one plan's items bound the entries.
+  builder.Reserve(plans.size(), plans.empty() ? 0 : plans.front().items.size());
   for (size_t rank = 0; rank < plans.size(); ++rank) builder.AddPlan(rank, std::move(plans[rank]));
   return std::move(builder).Finish();
 }
-
-}  // namespace
 
 absl::StatusOr<FlattenMapping> MergePlannerData(const std::vector<SavePlan>& plans) {
   for (size_t rank = 0; rank < plans.size(); ++rank) {
@@ -248,11 +249,11 @@ absl::StatusOr<FlattenMapping> MergePlannerData(const std::vector<SavePlan>& pla
   return result;
 }
 
-absl::StatusOr<GlobalSavePlan> CreateGlobalSavePlan(const std::vector<SavePlan>& local_plans,
+absl::StatusOr<GlobalSavePlan> CreateGlobalSavePlan(std::vector<SavePlan> local_plans,
                                                     const SavePlannerOptions& options, SavePlanTimings* timings) {
   SavePlanTimings local_timings;
   absl::Time start = absl::Now();
-  absl::StatusOr<DedupResult> deduped = DedupSavePlans(local_plans, options.dedup);
+  absl::StatusOr<DedupResult> deduped = DedupSavePlans(std::move(local_plans), options.dedup);
   if (!deduped.ok()) return deduped.status();
   local_timings.dedup_ms = MillisecondsSince(start);
 
@@ -263,7 +264,7 @@ absl::StatusOr<GlobalSavePlan> CreateGlobalSavePlan(const std::vector<SavePlan>&
     if (!merged.ok()) return merged.status();
     merged_mapping = *std::move(merged);
   }
-  GlobalPlanAndMetadata global = BuildGlobalPlan(std::move(deduped->plans), options.rewrite_index_hints);
+  GlobalPlanAndMetadata global = CreateDefaultGlobalSavePlan(std::move(deduped->plans), options.rewrite_index_hints);
   global.metadata.planner_data = std::move(merged_mapping);
   local_timings.global_plan_ms = MillisecondsSince(start);
 

@@ -47,8 +47,10 @@ struct GlobalPlanAndMetadata {
 // a TENSOR or BYTE_IO item whose fqn is already in the metadata, a SHARD item
 // whose fqn is a whole tensor or a bytes value, a SHARD disagreeing with the
 // fqn's earlier shards on dtype or global size, a tensor item without tensor
-// data.
-GlobalPlanAndMetadata CreateDefaultGlobalSavePlan(const std::vector<SavePlan>& plans, bool rewrite_index_hints);
+// data. `plans` is taken by value and its items and planner_data are moved
+// into the result: pass std::move(plans) when the input is not needed
+// afterwards (an lvalue is copied).
+GlobalPlanAndMetadata CreateDefaultGlobalSavePlan(std::vector<SavePlan> plans, bool rewrite_index_hints);
 
 // dict(ChainMap(*mappings)): a key's value from the lowest rank that has it;
 // key order = last rank's keys, then the previous rank's new keys, ... down to
@@ -82,7 +84,10 @@ struct GlobalSavePlan {
 // (when flatten_state_dict; timed with the global plan) -> validation. Problems are returned, not raised,
 // so that callers can report all of them; Status errors are reserved for
 // inputs that cannot be planned at all (overflowing sizes, a missing mapping).
-absl::StatusOr<GlobalSavePlan> CreateGlobalSavePlan(const std::vector<SavePlan>& local_plans,
+// `local_plans` is taken by value and moved through the pipeline (the
+// returned plans keep their planner_data, moved, not copied): pass
+// std::move(local_plans) when they are not needed afterwards.
+absl::StatusOr<GlobalSavePlan> CreateGlobalSavePlan(std::vector<SavePlan> local_plans,
                                                     const SavePlannerOptions& options,
                                                     SavePlanTimings* timings = nullptr);
 

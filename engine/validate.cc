@@ -51,10 +51,9 @@ std::string OutOfBoundsReason(const Shape& size, const ChunkBox& chunk) {
 }
 
 void AppendOutOfBoundsProblems(absl::string_view fqn, const TensorStorageMetadata& tensor,
-                               std::vector<PlanProblem>& problems) {
-  for (size_t i = 0; i < tensor.chunks.size(); ++i) {
+                               const std::vector<size_t>& out_of_bounds, std::vector<PlanProblem>& problems) {
+  for (size_t i : out_of_bounds) {
     const ChunkBox& chunk = tensor.chunks[i];
-    if (InBounds(tensor.size, chunk)) continue;
     PlanProblem problem;
     problem.kind = ProblemKind::kOutOfBounds;
     problem.fqn = std::string(fqn);
@@ -80,14 +79,17 @@ bool TakesPartInOverlapCheck(const ChunkBox& chunk, size_t rank) {
 // Overlaps(a, b) is "a.start < b.end and b.start < a.end in every dim".
 class FlatBoxes {
  public:
-  FlatBoxes(const std::vector<ChunkBox>& chunks, size_t rank) : rank_(rank) {
-    for (size_t i = 0; i < chunks.size(); ++i) {
-      if (!TakesPartInOverlapCheck(chunks[i], rank)) continue;
-      ids_.push_back(static_cast<int64_t>(i));
-      for (size_t d = 0; d < rank; ++d) {
-        starts_.push_back(chunks[i].offsets[d]);
-        ends_.push_back(EndOf(chunks[i], d));
-      }
+  // `capacity`: the number of chunks (a chunk of another rank has fewer
+  // than `rank` dims, so starts_ and ends_ grow as chunks are added).
+  FlatBoxes(size_t rank, size_t capacity) : rank_(rank) { ids_.reserve(capacity); }
+
+  // Adds chunk `id` if it takes part in the overlap check.
+  void Add(int64_t id, const ChunkBox& chunk) {
+    if (!TakesPartInOverlapCheck(chunk, rank_)) return;
+    ids_.push_back(id);
+    for (size_t d = 0; d < rank_; ++d) {
+      starts_.push_back(chunk.offsets[d]);
+      ends_.push_back(EndOf(chunk, d));
     }
   }
 
@@ -109,7 +111,8 @@ class FlatBoxes {
   std::vector<std::pair<int64_t, size_t>> SortedByStart(size_t d) const {
     std::vector<std::pair<int64_t, size_t>> order(size());
     for (size_t k = 0; k < size(); ++k) order[k] = {start(k, d), k};
-    std::sort(order.begin(), order.end());
+    // Global plans list chunks rank by rank, usually in start order already.
+    if (!std::is_sorted(order.begin(), order.end())) std::sort(order.begin(), order.end());
     return order;
   }
 
@@ -163,7 +166,12 @@ class ActiveIntervals {
   void Set(size_t position, __int128 end) {
     size_t node = leaves_ + position;
     max_end_[node] = end;
-    for (node /= 2; node >= 1; node /= 2) max_end_[node] = std::max(max_end_[2 * node], max_end_[2 * node + 1]);
+    // An unchanged node leaves its ancestors unchanged.
+    for (node /= 2; node >= 1; node /= 2) {
+      const __int128 updated = std::max(max_end_[2 * node], max_end_[2 * node + 1]);
+      if (max_end_[node] == updated) break;
+      max_end_[node] = updated;
+    }
   }
 
   // Calls visit(position) for every active position below `limit` whose end
@@ -190,19 +198,32 @@ class ActiveIntervals {
   std::vector<__int128> max_end_;
 };
 
+// True if, in start order along `dim`, every box starts at or after the ends
+// of all the boxes before it: slabs (row or column splits) share no element,
+// whatever their other dims.
+bool DisjointAlong(const FlatBoxes& boxes, const std::vector<std::pair<int64_t, size_t>>& by_start, size_t dim) {
+  __int128 reached = std::numeric_limits<int64_t>::min();
+  for (const auto& [start, k] : by_start) {
+    if (start < reached) return false;
+    reached = std::max(reached, boxes.end(k, dim));
+  }
+  return true;
+}
+
 // Every pair (i, j), i < j, of chunks sharing an element, ascending.
 //
 // Sweep along one dimension in start order: a chunk meets the chunks still
 // active there (end past its start); among those, the index over a second
 // dimension yields the ones that intersect it there too, and the remaining
 // dimensions decide.
-std::vector<std::pair<int64_t, int64_t>> OverlappingPairs(const std::vector<ChunkBox>& chunks, size_t rank) {
+std::vector<std::pair<int64_t, int64_t>> OverlappingPairs(const FlatBoxes& boxes) {
   std::vector<std::pair<int64_t, int64_t>> pairs;
-  const FlatBoxes boxes(chunks, rank);
+  const size_t rank = boxes.rank();
   if (rank == 0 || boxes.size() < 2) return pairs;
   std::vector<std::vector<std::pair<int64_t, size_t>>> sorted_by_start(rank);
   for (size_t d = 0; d < rank; ++d) sorted_by_start[d] = boxes.SortedByStart(d);
   const auto [sweep_dim, index_dim] = ChooseDims(sorted_by_start);
+  if (DisjointAlong(boxes, sorted_by_start[sweep_dim], sweep_dim)) return pairs;
   std::vector<size_t> other_dims;
   for (size_t d = 0; d < rank; ++d) {
     if (d != sweep_dim && d != index_dim) other_dims.push_back(d);
@@ -237,8 +258,10 @@ std::vector<std::pair<int64_t, int64_t>> OverlappingPairs(const std::vector<Chun
   return pairs;
 }
 
-void AppendOverlapProblems(absl::string_view fqn, const TensorStorageMetadata& tensor,
+void AppendOverlapProblems(absl::string_view fqn, const TensorStorageMetadata& tensor, const FlatBoxes& boxes,
                            std::vector<PlanProblem>& problems) {
+  const std::vector<std::pair<int64_t, int64_t>> pairs = OverlappingPairs(boxes);
+  if (pairs.empty()) return;
   // Degenerate plans (many copies of one chunk) have many pairs per chunk:
   // print each chunk once.
   std::vector<std::string> printed(tensor.chunks.size());
@@ -246,7 +269,7 @@ void AppendOverlapProblems(absl::string_view fqn, const TensorStorageMetadata& t
     if (printed[i].empty()) printed[i] = absl::StrCat(i, " ", ToString(tensor.chunks[i]));
     return printed[i];
   };
-  for (const auto& [i, j] : OverlappingPairs(tensor.chunks, tensor.size.size())) {
+  for (const auto& [i, j] : pairs) {
     PlanProblem problem;
     problem.kind = ProblemKind::kOverlap;
     problem.fqn = std::string(fqn);
@@ -266,19 +289,15 @@ struct ChunksVolume {
   bool has_negative_size = false;
 };
 
-ChunksVolume SumChunkVolumes(const std::vector<ChunkBox>& chunks) {
-  ChunksVolume total;
-  for (const ChunkBox& chunk : chunks) {
-    absl::StatusOr<int64_t> volume = Volume(chunk);
-    if (volume.ok()) {
-      total.sum += *volume;
-    } else if (volume.status().code() == absl::StatusCode::kOutOfRange) {
-      total.sum += static_cast<__int128>(kInt64Max) + 1;
-    } else {
-      total.has_negative_size = true;
-    }
+void AddChunkVolume(const ChunkBox& chunk, ChunksVolume& total) {
+  absl::StatusOr<int64_t> volume = Volume(chunk);
+  if (volume.ok()) {
+    total.sum += *volume;
+  } else if (volume.status().code() == absl::StatusCode::kOutOfRange) {
+    total.sum += static_cast<__int128>(kInt64Max) + 1;
+  } else {
+    total.has_negative_size = true;
   }
-  return total;
 }
 
 int64_t Saturate(__int128 value) { return value > kInt64Max ? kInt64Max : static_cast<int64_t>(value); }
@@ -289,8 +308,7 @@ std::string CoveredText(__int128 sum) {
 }
 
 void AppendVolumeProblem(absl::string_view fqn, const TensorStorageMetadata& tensor,
-                         std::vector<PlanProblem>& problems) {
-  const ChunksVolume chunks_volume = SumChunkVolumes(tensor.chunks);
+                         const ChunksVolume& chunks_volume, std::vector<PlanProblem>& problems) {
   PlanProblem problem;
   problem.kind = ProblemKind::kVolume;
   problem.fqn = std::string(fqn);
@@ -313,14 +331,40 @@ void AppendVolumeProblem(absl::string_view fqn, const TensorStorageMetadata& ten
   problems.push_back(std::move(problem));
 }
 
+// ---- One pass over the chunks ---------------------------------------------------
+
+// What the three checks need from a tensor's chunks. Each chunk's offsets and
+// sizes are separate heap blocks, scattered over the heap (the global plan
+// appends chunks rank by rank, tensor by tensor): reading them once, not once
+// per check, keeps the cache misses down.
+struct ChunkFacts {
+  ChunkFacts(size_t rank, size_t num_chunks) : boxes(rank, num_chunks) {}
+
+  std::vector<size_t> out_of_bounds;  // positions, ascending
+  FlatBoxes boxes;
+  ChunksVolume volume;
+};
+
+ChunkFacts ScanChunks(const TensorStorageMetadata& tensor) {
+  ChunkFacts facts(tensor.size.size(), tensor.chunks.size());
+  for (size_t i = 0; i < tensor.chunks.size(); ++i) {
+    const ChunkBox& chunk = tensor.chunks[i];
+    if (!InBounds(tensor.size, chunk)) facts.out_of_bounds.push_back(i);
+    facts.boxes.Add(static_cast<int64_t>(i), chunk);
+    AddChunkVolume(chunk, facts.volume);
+  }
+  return facts;
+}
+
 }  // namespace
 
 std::vector<PlanProblem> ValidateTensor(absl::string_view fqn, const TensorStorageMetadata& tensor) {
   std::vector<PlanProblem> problems;
   if (tensor.size.empty()) return problems;
-  AppendOutOfBoundsProblems(fqn, tensor, problems);
-  AppendOverlapProblems(fqn, tensor, problems);
-  AppendVolumeProblem(fqn, tensor, problems);
+  const ChunkFacts facts = ScanChunks(tensor);
+  AppendOutOfBoundsProblems(fqn, tensor, facts.out_of_bounds, problems);
+  AppendOverlapProblems(fqn, tensor, facts.boxes, problems);
+  AppendVolumeProblem(fqn, tensor, facts.volume, problems);
   return problems;
 }
 

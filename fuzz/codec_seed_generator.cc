@@ -85,7 +85,8 @@ LoadPlan RankLoadPlan(int64_t rank) {
 Metadata SmallMetadata(bool full) {
   Metadata metadata;
   metadata.state_dict_metadata.InsertOrAssign(
-      "layers.0.w", TensorStorageMetadata{TensorProperties{DType::kFloat32}, {8, 4}, {{{0, 0}, {4, 4}}, {{4, 0}, {4, 4}}}});
+      "layers.0.w",
+      TensorStorageMetadata{TensorProperties{DType::kFloat32}, {8, 4}, {{{0, 0}, {4, 4}}, {{4, 0}, {4, 4}}}});
   metadata.state_dict_metadata.InsertOrAssign("step", BytesStorageMetadata());
   if (!full) return metadata;
   metadata.state_dict_metadata.InsertOrAssign(

@@ -41,7 +41,8 @@ void CheckPlansAreSubsequences(const std::vector<SavePlan>& local_plans, const G
     for (const WriteItem& item : kept.items) {
       const bool keeps_hint = !rewrite_index_hints || item.type == WriteItemType::kByteIO;
       while (next < local.items.size() &&
-             !(SameExceptHint(local.items[next], item) && (!keeps_hint || local.items[next].index.index == item.index.index))) {
+             !(SameExceptHint(local.items[next], item) &&
+               (!keeps_hint || local.items[next].index.index == item.index.index))) {
         ++next;
       }
       FUZZ_CHECK(next < local.items.size(), absl::StrCat("rank ", r, "'s global plan has ", ToString(item),
@@ -209,7 +210,8 @@ void SimulateReads(const ExpectedRequest& request) {
   std::vector<std::vector<int64_t>> sources;
   for (const ChunkBox& chunk : stored.chunks) {
     std::vector<int64_t>& values = sources.emplace_back();
-    ForEachCoordinate(chunk.sizes, [&](const Shape& c) { values.push_back(LinearIndex(Plus(chunk.offsets, c), stored.size)); });
+    ForEachCoordinate(chunk.sizes,
+                      [&](const Shape& c) { values.push_back(LinearIndex(Plus(chunk.offsets, c), stored.size)); });
   }
   std::vector<std::vector<int64_t>> destinations;
   for (const ChunkBox& chunk : request.destination_chunks) destinations.emplace_back(*Volume(chunk), -1);
@@ -223,7 +225,8 @@ void SimulateReads(const ExpectedRequest& request) {
     const ChunkBox& dest = request.destination_chunks[q];
     FUZZ_CHECK(BoxInside(item.storage_offsets, item.lengths, source.sizes) &&
                    BoxInside(item.dest_offsets, item.lengths, dest.sizes),
-               absl::StrCat(ToString(item), " reads outside ", ToString(source), " or writes outside ", ToString(dest)));
+               absl::StrCat(ToString(item), " reads outside ", ToString(source), " or writes outside ",
+                            ToString(dest)));
     ForEachCoordinate(item.lengths, [&](const Shape& c) {
       int64_t& slot = destinations[q][LinearIndex(Plus(item.dest_offsets, c), dest.sizes)];
       FUZZ_CHECK(slot == -1, absl::StrCat(ToString(item), " writes an element of '", request.fqn, "' ",

@@ -10,14 +10,16 @@
 // PyTorch's. The remaining bytes then describe a load of another random
 // partition, whose read items must equal the pairwise reference and, copied
 // as integer arrays, fill every destination element exactly once from the
-// stored chunk that holds it. Plans and metadata also round-trip through the
-// codec.
+// stored chunk that holds it; arbitrary destination boxes go straight to
+// CreateReadItemsForChunkList and are compared with the pairwise reference.
+// Plans and metadata also round-trip through the codec.
 
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <optional>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -29,6 +31,7 @@
 #include "fuzz/fuzz_check.h"
 #include "fuzz/fuzzed_data.h"
 #include "fuzz/pipeline_checks.h"
+#include "fuzz/pipeline_oracles.h"
 #include "fuzz/scenario_gen.h"
 
 namespace dcplan::fuzzing {
@@ -101,6 +104,18 @@ void FuzzLoad(FuzzedData& in, const Metadata& metadata) {
   }
   CheckCodecRoundTrip(plans);
   FUZZ_CHECK(CreateGlobalLoadPlan(plans) == plans, "the global load plan changed the local plans");
+  // Arbitrary destination boxes, which CreateLocalLoadPlan would refuse,
+  // straight into the read-item search.
+  for (const auto& [fqn, entry] : metadata.state_dict_metadata) {
+    const auto* tensor = std::get_if<TensorStorageMetadata>(&entry);
+    if (tensor == nullptr || !in.ConsumeChance(64)) continue;
+    const std::vector<ChunkBox> boxes = GenerateRandomBoxes(in, tensor->size);
+    const std::vector<ReadItem> items = CreateReadItemsForChunkList(fqn, *tensor, boxes);
+    const std::vector<ReadItem> expected = ReadItemsPairwise(fqn, *tensor, boxes);
+    FUZZ_CHECK(items == expected, absl::StrCat("CreateReadItemsForChunkList('", fqn, "') differs from the pairwise ",
+                                               "reference\nstored: ", ToString(entry), "\nitems:\n",
+                                               DescribeAll(items), "reference:\n", DescribeAll(expected)));
+  }
 }
 
 void FuzzPipeline(FuzzedData& in) {

@@ -124,18 +124,6 @@ std::vector<ChunkBox> GuillotinePartition(FuzzedData& in, const Shape& shape) {
   return boxes;
 }
 
-std::vector<ChunkBox> RandomBoxes(FuzzedData& in, const Shape& shape) {
-  std::vector<ChunkBox> boxes(in.ConsumeInRange(1, 10));
-  for (ChunkBox& box : boxes) {
-    for (int64_t n : shape) {
-      const int64_t limit = std::min<int64_t>(n, 1 << 20);
-      box.offsets.push_back(in.ConsumeInRange<int64_t>(-2, limit + 1));
-      box.sizes.push_back(in.ConsumeInRange<int64_t>(0, limit + 1));
-    }
-  }
-  return boxes;
-}
-
 // Adds `value` under `fqn` to the ranks in `holders`.
 void Give(SaveScenario& s, const std::vector<int64_t>& holders, const std::string& fqn,
           const ValueDescription& value) {
@@ -198,7 +186,7 @@ void GenerateValue(FuzzedData& in, SaveScenario& s, const std::string& fqn) {
       return GiveBoxes(in, s, fqn, shape, properties, GuillotinePartition(in, shape), false);
     default:
       s.faults.push_back(absl::StrCat("'", fqn, "' is saved as random boxes"));
-      return GiveBoxes(in, s, fqn, shape, properties, RandomBoxes(in, shape), false);
+      return GiveBoxes(in, s, fqn, shape, properties, GenerateRandomBoxes(in, shape), false);
   }
 }
 
@@ -334,6 +322,26 @@ std::vector<ChunkBox> GeneratePartition(FuzzedData& in, const Shape& shape, int6
     default:
       return GuillotinePartition(in, shape);
   }
+}
+
+std::vector<ChunkBox> GenerateRandomBoxes(FuzzedData& in, const Shape& shape) {
+  std::vector<ChunkBox> boxes(in.ConsumeInRange(1, 10));
+  for (ChunkBox& box : boxes) {
+    for (int64_t n : shape) {
+      const int64_t limit = std::min<int64_t>(std::max<int64_t>(n, 0), 1 << 20);
+      box.offsets.push_back(in.ConsumeInRange<int64_t>(-2, limit + 1));
+      box.sizes.push_back(in.ConsumeInRange<int64_t>(0, limit + 1));
+    }
+    if (in.ConsumeChance(8) && !shape.empty()) {
+      const size_t d = in.ConsumeIndex(shape.size());
+      (in.ConsumeBool() ? box.offsets[d] : box.sizes[d]) = in.PickOne(kExtremes);
+    }
+    if (in.ConsumeChance(4)) {
+      box.offsets.push_back(0);
+      box.sizes.push_back(1);
+    }
+  }
+  return boxes;
 }
 
 SaveScenario GenerateSaveScenario(FuzzedData& in) {

@@ -38,6 +38,10 @@ SaveScenario GenerateSaveScenario(FuzzedData& in);
 // get the one 0-d box.
 std::vector<ChunkBox> GeneratePartition(FuzzedData& in, const Shape& shape, int64_t world);
 
+// 1-10 arbitrary boxes near [0, shape): possibly overlapping, out of bounds,
+// empty, now and then with an extreme value or a wrong number of dims.
+std::vector<ChunkBox> GenerateRandomBoxes(FuzzedData& in, const Shape& shape);
+
 struct LoadScenario {
   std::vector<StateDictDescription> ranks;
   bool strict = true;
