@@ -236,7 +236,10 @@ std::vector<std::pair<int64_t, int64_t>> OverlappingPairs(const FlatBoxes& boxes
   ActiveIntervals active(boxes.size());
   using Expiry = std::pair<__int128, size_t>;  // (end in sweep_dim, position)
   std::priority_queue<Expiry, std::vector<Expiry>, std::greater<Expiry>> expiries;
-  for (const auto& [sweep_start, k] : sorted_by_start[sweep_dim]) {
+  for (const auto& [sweep_start, sweep_box] : sorted_by_start[sweep_dim]) {
+    // A plain copy: C++17 lambdas cannot capture structured bindings (clang
+    // refuses; gcc accepts).
+    const size_t k = sweep_box;
     while (!expiries.empty() && expiries.top().first <= sweep_start) {
       active.Set(expiries.top().second, ActiveIntervals::kInactive);
       expiries.pop();
