@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "engine/internal/checked_math.h"
@@ -145,7 +146,10 @@ void NoteUnknownFields(const Json& object, const JsonPath& path, std::initialize
   for (const auto& [name, value] : object.items()) {
     bool known = false;
     for (absl::string_view a : allowed) known = known || a == name;
-    if (!known) sink->warnings_.push_back(absl::StrCat("ignoring unknown field ", path.Field(name).ToString()));
+    // Escaped so that a key holding a newline cannot split the warning line.
+    if (!known) {
+      sink->warnings_.push_back(absl::StrCat("ignoring unknown field ", absl::CEscape(path.Field(name).ToString())));
+    }
   }
 }
 
