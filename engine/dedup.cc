@@ -88,8 +88,7 @@ void NoteConflict(KeyTable& table, KeyId key, Rank rank, const WriteItem& item) 
 // where a hash table over 10^6 keys (FSDP: every shard is a key) misses the
 // cache on every insert; a first pass splits the pairs by the hash's top bits
 // so that each part sorts in cache. Distinct keys sharing a 64-bit hash are
-// grouped together here: AssignKeys detects that and BuildKeyTable falls back
-// to FirstPositionsExact.
+// grouped together here: AssignKeysByHash detects that.
 std::vector<Position> FirstPositionsByHash(const std::vector<SavePlan>& plans, size_t total_items) {
   std::vector<uint64_t> hashes;
   hashes.reserve(total_items);
@@ -121,38 +120,23 @@ std::vector<Position> FirstPositionsByHash(const std::vector<SavePlan>& plans, s
   return first_positions;
 }
 
-// FirstPositionsByHash by key equality.
-std::vector<Position> FirstPositionsExact(const std::vector<SavePlan>& plans, size_t total_items) {
-  absl::flat_hash_map<const MetadataIndex*, Position, IndexPtrHash, IndexPtrEq> first_position_of;
-  first_position_of.reserve(total_items);
-  std::vector<Position> first_positions;
-  first_positions.reserve(total_items);
-  Position position = 0;
-  for (const SavePlan& plan : plans) {
-    for (const WriteItem& item : plan.items) {
-      first_positions.push_back(first_position_of.try_emplace(&item.index, position).first->second);
-      ++position;
-    }
-  }
-  return first_positions;
-}
-
-// Fills keys, item_keys and the conflicts (plan_starts already set) from
-// each item's first position: key ids in first-seen order. False if an item's
-// key differs from the key at its first position (a hash collision).
-bool AssignKeys(const std::vector<SavePlan>& plans, const std::vector<Position>& first_positions, KeyTable& table) {
+// Fills keys, item_keys and the conflicts (plan_starts already set), key ids
+// in first-seen order. `first_position(position, item)` is the position of
+// the first item with the same key as `item` (at most `position`), or -1 to
+// give up (then false).
+template <typename FirstPosition>
+bool AssignKeys(const std::vector<SavePlan>& plans, size_t total_items, FirstPosition first_position,
+                KeyTable& table) {
   table.keys.clear();
   table.item_keys.clear();
   table.conflict_order.clear();
   table.conflicts.clear();
-  table.item_keys.reserve(first_positions.size());
-  size_t num_keys = 0;
-  for (size_t p = 0; p < first_positions.size(); ++p) num_keys += first_positions[p] == p;
-  table.keys.reserve(num_keys);
+  table.item_keys.reserve(total_items);
   Position position = 0;
   for (Rank rank = 0; rank < static_cast<Rank>(plans.size()); ++rank) {
     for (const WriteItem& item : plans[rank].items) {
-      const Position first = first_positions[position];
+      const int64_t first = first_position(position, item);
+      if (first < 0) return false;
       KeyId key;
       if (first == position) {
         key = static_cast<KeyId>(table.keys.size());
@@ -163,7 +147,6 @@ bool AssignKeys(const std::vector<SavePlan>& plans, const std::vector<Position>&
       } else {
         key = table.item_keys[first];
         const WriteItem& first_item = *table.keys[key].first_item;
-        if (item.index != first_item.index) return false;
         if (!SameData(first_item, item)) NoteConflict(table, key, rank, item);
       }
       KeyInfo& info = table.keys[key];
@@ -177,6 +160,34 @@ bool AssignKeys(const std::vector<SavePlan>& plans, const std::vector<Position>&
     }
   }
   return true;
+}
+
+// AssignKeys by exact lookups in a table of the keys seen so far; gives up
+// beyond `max_keys` keys.
+bool AssignKeysByTable(const std::vector<SavePlan>& plans, size_t total_items, size_t max_keys, KeyTable& table) {
+  absl::flat_hash_map<const MetadataIndex*, Position, IndexPtrHash, IndexPtrEq> first_position_of;
+  first_position_of.reserve(std::min(total_items, max_keys));
+  auto first_position = [&](Position position, const WriteItem& item) -> int64_t {
+    auto [it, inserted] = first_position_of.try_emplace(&item.index, position);
+    if (inserted && first_position_of.size() > max_keys) return -1;
+    return it->second;
+  };
+  return AssignKeys(plans, total_items, first_position, table);
+}
+
+// AssignKeys from FirstPositionsByHash; gives up on a hash collision (an
+// item whose key differs from the key at its first position).
+bool AssignKeysByHash(const std::vector<SavePlan>& plans, size_t total_items, KeyTable& table) {
+  const std::vector<Position> first_positions = FirstPositionsByHash(plans, total_items);
+  size_t num_keys = 0;
+  for (size_t p = 0; p < first_positions.size(); ++p) num_keys += first_positions[p] == p;
+  table.keys.reserve(num_keys);
+  auto first_position = [&](Position position, const WriteItem& item) -> int64_t {
+    const Position first = first_positions[position];
+    if (first != position && item.index != table.keys[table.item_keys[first]].first_item->index) return -1;
+    return first;
+  };
+  return AssignKeys(plans, total_items, first_position, table);
 }
 
 absl::StatusOr<KeyTable> BuildKeyTable(const std::vector<SavePlan>& plans) {
@@ -193,8 +204,14 @@ absl::StatusOr<KeyTable> BuildKeyTable(const std::vector<SavePlan>& plans) {
     return absl::InvalidArgumentError(
         absl::StrCat("too many plans or items to deduplicate: ", plans.size(), " plans, ", total_items, " items"));
   }
-  if (!AssignKeys(plans, FirstPositionsByHash(plans, total_items), table)) {
-    AssignKeys(plans, FirstPositionsExact(plans, total_items), table);  // exact: cannot fail
+  // A table of up to kCacheResidentKeys keys stays in cache: exact lookups
+  // are fastest (replicated state dicts, DDP). A larger one misses the cache
+  // on every insert: grouping sorted hashes is faster (sharded state dicts,
+  // FSDP), unless two keys share a hash.
+  constexpr size_t kCacheResidentKeys = size_t{1} << 16;
+  if (!AssignKeysByTable(plans, total_items, kCacheResidentKeys, table) &&
+      !AssignKeysByHash(plans, total_items, table)) {
+    AssignKeysByTable(plans, total_items, total_items, table);  // never gives up
   }
   return table;
 }

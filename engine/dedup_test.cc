@@ -344,3 +344,59 @@ TEST(PlanBytesTest, OverflowIsAnError) {
 
 }  // namespace
 }  // namespace dcplan
+
+namespace dcplan {
+namespace {
+
+// More than 65 536 distinct keys: dedup takes its sorted-hash path (FSDP
+// scale) instead of the exact hash table. 300 ranks x 300 shards plus two
+// replicated tensors held by every rank; results must be what the greedy
+// prescribes, exactly as on the small path.
+TEST(DedupTest, ManyDistinctKeysTakeTheHashPathWithTheSameResult) {
+  constexpr int64_t kRanks = 300, kTensors = 300;
+  std::vector<SavePlan> plans(kRanks);
+  for (int64_t r = 0; r < kRanks; ++r) {
+    plans[r].items.push_back(Tensor("replicated.a", {4}));
+    for (int64_t t = 0; t < kTensors; ++t) {
+      plans[r].items.push_back(Shard(absl::StrCat("layers.", t, ".w"), {kRanks, 2}, {r, 0}, {1, 2}));
+    }
+    plans[r].items.push_back(Tensor("replicated.b", {4}));
+  }
+  for (DedupPolicy policy : {DedupPolicy::kPyTorch, DedupPolicy::kLowestRank, DedupPolicy::kBalanced}) {
+    absl::StatusOr<DedupResult> result = DedupSavePlans(plans, policy);
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_TRUE(result->conflicts.empty());
+    int64_t holders_a = 0, holders_b = 0;
+    for (int64_t r = 0; r < kRanks; ++r) {
+      const std::vector<WriteItem>& items = result->plans[r].items;
+      int64_t shards = 0;
+      for (const WriteItem& item : items) {
+        holders_a += item.index.fqn == "replicated.a";
+        holders_b += item.index.fqn == "replicated.b";
+        shards += item.type == WriteItemType::kShard;
+      }
+      ASSERT_EQ(shards, kTensors) << "rank " << r;
+    }
+    EXPECT_EQ(holders_a, 1);
+    EXPECT_EQ(holders_b, 1);
+    // Keys in first-seen order: "replicated.a", rank 0's 300 shards,
+    // "replicated.b", then the other ranks' shards. "a" meets all loads at 0:
+    // rank 0. When "b" comes, the greedy has charged rank 0 with a and its
+    // shards (weighed by global size), every other rank with nothing: b goes
+    // to rank 1, the lowest of the least loaded. Balanced (real bytes: 2400
+    // per rank from shards, then a -> rank 0, b -> rank 1) agrees. Lowest
+    // rank: both on rank 0.
+    const std::string& first_on_rank0 = result->plans[0].items.front().index.fqn;
+    EXPECT_EQ(first_on_rank0, "replicated.a") << DedupPolicyName(policy);
+    const bool b_on_rank0 = result->plans[0].items.back().index.fqn == "replicated.b";
+    const bool b_on_rank1 = result->plans[1].items.back().index.fqn == "replicated.b";
+    if (policy == DedupPolicy::kLowestRank) {
+      EXPECT_TRUE(b_on_rank0);
+    } else {
+      EXPECT_TRUE(b_on_rank1) << DedupPolicyName(policy);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace dcplan
