@@ -18,6 +18,7 @@
 #include "api/filesystem.h"
 #include "tools/dcplan/demo_model.h"
 #include "tools/dcplan/demo_procs.h"
+#include "tools/dcplan/user_path.h"
 
 namespace dcplan::tools {
 namespace {
@@ -73,13 +74,6 @@ absl::StatusOr<DemoArgs> ParseArgs(const std::vector<std::string>& args) {
   return parsed;
 }
 
-std::string ResolvePath(const std::string& path) {
-  if (path.empty() || path[0] == '/') return path;
-  const char* working_directory = std::getenv("BUILD_WORKING_DIRECTORY");
-  if (working_directory == nullptr || *working_directory == '\0') return path;
-  return absl::StrCat(working_directory, "/", path);
-}
-
 std::string Megabytes(int64_t bytes) { return absl::StrFormat("%.2f MiB", bytes / 1048576.0); }
 
 std::string Throughput(int64_t bytes, absl::Duration elapsed) {
@@ -98,7 +92,7 @@ absl::Status RunRanks(int64_t ranks, const std::function<absl::Status(int64_t, C
 }
 
 int Demo(const DemoArgs& args, std::string* out, std::string* err) {
-  std::string dir = ResolvePath(args.dir);
+  std::string dir = ResolveUserPath(args.dir);
   const bool temporary = dir.empty();
   if (temporary) {
     std::string pattern = (std::filesystem::temp_directory_path() / "dcplan-demo-XXXXXX").string();

@@ -30,6 +30,7 @@
 #include "api/filesystem.h"
 #include "api/internal/subprocess.h"
 #include "tools/dcplan/demo_model.h"
+#include "tools/dcplan/user_path.h"
 
 namespace dcplan::tools {
 namespace {
@@ -212,13 +213,6 @@ int64_t ListCheckpoint(const std::string& dir, std::string* out) {
   return total;
 }
 
-std::string ResolvePath(const std::string& path) {
-  if (path.empty() || path[0] == '/') return path;
-  const char* working_directory = std::getenv("BUILD_WORKING_DIRECTORY");
-  if (working_directory == nullptr || *working_directory == '\0') return path;
-  return absl::StrCat(working_directory, "/", path);
-}
-
 // --- The rank side -----------------------------------------------------------
 
 struct WorkerArgs {
@@ -303,7 +297,7 @@ int RunProcsDemo(const ProcsDemoOptions& options, std::string* out, std::string*
   }
   const std::string work_dir = pattern;
   const bool temporary = options.dir.empty();
-  const std::string dir = temporary ? work_dir + "/checkpoint" : ResolvePath(options.dir);
+  const std::string dir = temporary ? work_dir + "/checkpoint" : ResolveUserPath(options.dir);
   const DemoModel model = MakeDemoModel(options.scale_mib);
   absl::StrAppend(out, "dcplan demo: ", model.tensors.size(), " tensors (", Megabytes(model.tensor_bytes()), ") and ",
                   model.values.size(), " other values, one process per rank\n");

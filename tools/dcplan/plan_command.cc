@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <fstream>
@@ -18,6 +17,7 @@
 #include "tools/dcplan/json_reader.h"
 #include "tools/dcplan/result_json.h"
 #include "tools/dcplan/scenario_json.h"
+#include "tools/dcplan/user_path.h"
 
 namespace dcplan::tools {
 namespace {
@@ -95,13 +95,6 @@ int RunPlanUnguarded(absl::string_view input_json, std::string* stdout_text, std
   return status;
 }
 
-std::string ResolveInputPath(const std::string& path) {
-  if (path.empty() || path[0] == '/') return path;
-  const char* working_directory = std::getenv("BUILD_WORKING_DIRECTORY");
-  if (working_directory == nullptr || *working_directory == '\0') return path;
-  return absl::StrCat(working_directory, "/", path);
-}
-
 }  // namespace
 
 int RunPlan(absl::string_view input_json, std::string* stdout_text, std::string* stderr_text) {
@@ -128,7 +121,7 @@ int PlanMain(const std::vector<std::string>& args, std::string* stdout_text, std
     input.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
     if (std::cin.bad()) return Fail("cannot read standard input", stderr_text);
   } else {
-    const std::string path = ResolveInputPath(args[0]);
+    const std::string path = ResolveUserPath(args[0]);
     std::ifstream file(path, std::ios::binary);
     if (!file) return Fail(absl::StrCat("cannot open ", path, ": ", std::strerror(errno)), stderr_text);
     input.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
