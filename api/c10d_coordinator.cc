@@ -22,6 +22,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "api/internal/c10d_failures.h"
+#include "api/internal/c10d_liveness.h"
 
 namespace dcplan {
 namespace {
@@ -291,7 +292,11 @@ class C10dCoordinator::Call {
       c10::intrusive_ptr<c10d::Work> work = start();
       if (!work->wait(Timeout() + kWaitGrace)) throw std::runtime_error("the operation was aborted");
     });
-    if (!status.ok()) c_.broken_ = status;
+    if (status.ok()) return status;
+    if (c_.liveness_ != nullptr) {
+      status = absl::Status(status.code(), absl::StrCat(status.message(), c_.liveness_->DescribeUnresponsiveRanks()));
+    }
+    c_.broken_ = status;
     return status;
   }
 
@@ -315,6 +320,13 @@ C10dCoordinator::C10dCoordinator(c10::intrusive_ptr<c10d::ProcessGroup> process_
 }
 
 C10dCoordinator::~C10dCoordinator() = default;
+
+void C10dCoordinator::WatchLiveness(c10::intrusive_ptr<c10d::Store> store, std::string store_description,
+                                    absl::Duration interval) {
+  liveness_.reset();
+  liveness_ = std::make_unique<internal::RankLiveness>(std::move(store), std::move(store_description), rank_,
+                                                       world_size_, interval);
+}
 
 absl::StatusOr<std::vector<std::string>> C10dCoordinator::Gather(std::string local) {
   Call call(*this, Kind::kGather);

@@ -24,7 +24,9 @@
 // Failures of the transport itself (a rank that does not arrive within the
 // timeout, a peer that died) are returned as DeadlineExceeded (timeouts) or
 // Unavailable (anything else c10d throws), naming the collective, its number
-// and the rank. After such a failure the ranks may be out of step, so the
+// and the rank, and, when liveness is watched (ConnectC10d does), which ranks
+// stopped responding ("rank 2 stopped responding ...: the process is
+// presumably dead"). After such a failure the ranks may be out of step, so the
 // coordinator is broken: every later collective fails with FailedPrecondition
 // naming the first failure.
 
@@ -46,9 +48,13 @@
 // <torch/csrc/distributed/c10d/ProcessGroup.hpp> (intrusive_ptr needs it).
 namespace c10d {
 class ProcessGroup;
+class Store;
 }  // namespace c10d
 
 namespace dcplan {
+namespace internal {
+class RankLiveness;
+}  // namespace internal
 
 class C10dCoordinator : public Coordinator {
  public:
@@ -92,6 +98,16 @@ class C10dCoordinator : public Coordinator {
 
   const c10::intrusive_ptr<c10d::ProcessGroup>& process_group() const { return process_group_; }
 
+  // Names dead ranks in transport failures: starts this rank's heartbeat, a
+  // counter in `store` bumped every `interval`, and after a failure compares
+  // every rank's counter over 2.5 intervals (api/internal/c10d_liveness.h).
+  // Every rank of the group should call it with the same store and
+  // interval. `store_description` names the store in messages ("the TCPStore
+  // at host:port"). ConnectC10d calls it with its own client of the
+  // rendezvous store. Call before the first collective.
+  void WatchLiveness(c10::intrusive_ptr<c10d::Store> store, std::string store_description,
+                     absl::Duration interval = absl::Seconds(1));
+
  private:
   // One collective in progress: holds the one-caller guard, numbers the
   // collective, runs its tensor operations and counts their bytes.
@@ -104,6 +120,7 @@ class C10dCoordinator : public Coordinator {
   std::atomic<bool> busy_{false};
   int64_t collectives_called_ = 0;  // only touched by the one caller
   absl::Status broken_;             // the first transport failure, if any
+  std::unique_ptr<internal::RankLiveness> liveness_;
   std::atomic<int64_t> bytes_sent_{0};
   std::atomic<int64_t> bytes_received_{0};
 };
@@ -123,6 +140,10 @@ struct C10dOptions {
   // address ("localhost" or 127.x.y.z), else this machine's host name (Gloo's
   // default device).
   std::string local_addr;
+  // How often each rank publishes its heartbeat in the store, so that a
+  // failure names the ranks that died (C10dCoordinator::WatchLiveness). Zero
+  // turns the heartbeat off.
+  absl::Duration heartbeat_interval = absl::Seconds(1);
 };
 
 // The options torchrun (or any env:// launcher) hands a process: RANK,

@@ -1,5 +1,6 @@
 #include "api/c10d_coordinator.h"
 
+#include <csignal>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -58,8 +59,10 @@ struct RankRun {
 // Starts `ranks` (all of 0..world_size-1 by default) of the test binary as
 // separate processes running `scenario`, on a fresh loopback port; every
 // process must exit cleanly with a readable report (checked here).
+// A rank listed in `killed` must instead die of SIGKILL (its report is not read).
 std::vector<RankRun> RunRanks(const std::string& scenario, int64_t world_size, absl::Duration timeout,
-                              std::optional<std::vector<int64_t>> ranks = std::nullopt) {
+                              std::optional<std::vector<int64_t>> ranks = std::nullopt,
+                              std::optional<int64_t> killed = std::nullopt) {
   if (!ranks.has_value()) {
     ranks.emplace();
     for (int64_t r = 0; r < world_size; ++r) ranks->push_back(r);
@@ -101,6 +104,11 @@ std::vector<RankRun> RunRanks(const std::string& scenario, int64_t world_size, a
   for (size_t i = 0; i < specs.size(); ++i) {
     RankRun run{(*ranks)[i], (*outcomes)[i], {}};
     const std::string log = ReadFile(specs[i].output_path);
+    if (killed == run.rank) {
+      EXPECT_EQ(run.outcome.signal, SIGKILL) << "rank " << run.rank << ": " << internal::ToString(run.outcome);
+      runs.push_back(std::move(run));
+      continue;
+    }
     EXPECT_TRUE(run.outcome.Succeeded()) << "rank " << run.rank << ": " << internal::ToString(run.outcome)
                                          << "\nits output:\n" << log;
     absl::StatusOr<RankReport> report = internal::ParseRankReport(ReadFile(report_paths[i]));
@@ -227,9 +235,37 @@ TEST(C10dCoordinatorProcessesTest, ARankThatStallsTimesOutTheOthers) {
     EXPECT_EQ(after.code(), absl::StatusCode::kFailedPrecondition) << after;
     EXPECT_THAT(std::string(after.message()), HasSubstr("collective 'barrier' #2"));
     EXPECT_THAT(std::string(after.message()), HasSubstr("collective 'gather' #1"));
+    // A stalled rank is alive: its heartbeat says so.
+    EXPECT_THAT(std::string(gather.message()), HasSubstr("every rank's heartbeat is alive"));
   }
   EXPECT_FALSE(StatusOf(runs[2], "late").ok());
   EXPECT_NE(StatusOf(runs[2], "late").code(), absl::StatusCode::kNotFound) << "rank 2 reported no late barrier";
+}
+
+// Survivors fail soon after a peer dies, and say which rank died.
+void ExpectDeadRankIsNamed(const std::string& scenario, int64_t victim, const std::string& named) {
+  constexpr absl::Duration kTimeout = absl::Seconds(20);
+  std::vector<RankRun> runs = RunRanks(scenario, 3, kTimeout, std::nullopt, victim);
+  ASSERT_EQ(runs.size(), 3u);
+  for (const RankRun& run : runs) {
+    if (run.rank == victim) continue;
+    SCOPED_TRACE(absl::StrCat("rank ", run.rank));
+    EXPECT_TRUE(StatusOf(run, "scenario").ok()) << StatusOf(run, "scenario");
+    const absl::Status gather = StatusOf(run, "gather");
+    EXPECT_THAT(gather.code(), AnyOf(absl::StatusCode::kDeadlineExceeded, absl::StatusCode::kUnavailable)) << gather;
+    EXPECT_THAT(std::string(gather.message()), HasSubstr(named));
+    EXPECT_THAT(std::string(gather.message()), HasSubstr("presumably dead"));
+    // Within the timeout plus the 2.5 s heartbeat comparison.
+    EXPECT_LT(CounterOf(run, "gather_ms"), absl::ToInt64Milliseconds(kTimeout + absl::Seconds(10)));
+  }
+}
+
+TEST(C10dCoordinatorProcessesTest, AKilledRankIsNamedByTheSurvivors) {
+  ExpectDeadRankIsNamed("killed_last", 2, "rank 2 stopped responding");
+}
+
+TEST(C10dCoordinatorProcessesTest, AKilledStoreServerIsNamedByTheSurvivors) {
+  ExpectDeadRankIsNamed("killed_first", 0, "(served by rank 0) is unreachable");
 }
 
 void ExpectRendezvousFails(int64_t world_size, const std::vector<int64_t>& started) {

@@ -66,6 +66,10 @@ absl::Status ValidateOptions(const C10dOptions& options) {
     return absl::InvalidArgumentError(
         absl::StrCat("C10dOptions: timeout must be positive, got ", absl::FormatDuration(options.timeout)));
   }
+  if (options.heartbeat_interval < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat("C10dOptions: heartbeat_interval must not be negative, got ",
+                                                   absl::FormatDuration(options.heartbeat_interval)));
+  }
   return absl::OkStatus();
 }
 
@@ -109,6 +113,7 @@ absl::StatusOr<std::unique_ptr<C10dCoordinator>> ConnectC10d(const C10dOptions& 
   if (absl::Status valid = ValidateOptions(options); !valid.ok()) return valid;
   const std::chrono::milliseconds timeout = internal::OperationTimeout(options.timeout);
   c10::intrusive_ptr<c10d::ProcessGroup> group;
+  c10::intrusive_ptr<c10d::Store> heartbeat_store;
   absl::Status connected = internal::Guarded(
       absl::StrCat("c10d rendezvous of rank ", options.rank, " of ", options.world_size, " at ", options.master_addr,
                    ":", options.port),
@@ -125,9 +130,25 @@ absl::StatusOr<std::unique_ptr<C10dCoordinator>> ConnectC10d(const C10dOptions& 
         gloo_options->threads = 2;
         group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, static_cast<int>(options.rank),
                                                             static_cast<int>(options.world_size), gloo_options);
+        if (options.heartbeat_interval > absl::ZeroDuration()) {
+          // A client of its own, so heartbeats never queue behind the
+          // process group's use of the store.
+          c10d::TCPStoreOptions client_options;
+          client_options.port = static_cast<uint16_t>(options.port);
+          client_options.isServer = false;
+          client_options.waitWorkers = false;
+          client_options.timeout = timeout;
+          heartbeat_store = c10::make_intrusive<c10d::TCPStore>(options.master_addr, client_options);
+        }
       });
   if (!connected.ok()) return connected;
-  return std::make_unique<C10dCoordinator>(std::move(group), options.timeout);
+  auto coordinator = std::make_unique<C10dCoordinator>(std::move(group), options.timeout);
+  if (heartbeat_store) {
+    coordinator->WatchLiveness(std::move(heartbeat_store),
+                               absl::StrCat("the TCPStore at ", options.master_addr, ":", options.port),
+                               options.heartbeat_interval);
+  }
+  return coordinator;
 }
 
 }  // namespace dcplan

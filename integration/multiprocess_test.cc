@@ -141,8 +141,10 @@ struct RankResult {
 };
 
 absl::Status SaveDemo(const StateDict& state, const std::string& dir, Coordinator& coordinator,
-                      SavePlanner* planner = nullptr) {
-  FileSystemWriter writer(dir);
+                      SavePlanner* planner = nullptr, bool overwrite = false) {
+  FileSystemWriterOptions options;
+  options.overwrite = overwrite;
+  FileSystemWriter writer(dir, options);
   return Save(state, writer, coordinator, planner).status();
 }
 
@@ -153,7 +155,8 @@ RankResult RunScenario(const std::string& scenario, C10dCoordinator& coordinator
   const bool is_fault_rank = Env(kFaultRankEnv) == absl::StrCat(rank);
   const DemoModel model = tools::MakeDemoModel(kScaleMib);
   RankResult result;
-  if (scenario == "save" || scenario == "save_kill" || scenario == "save_fsize") {
+  if (scenario == "save" || scenario == "save_kill" || scenario == "save_kill_overwrite" ||
+      scenario == "save_fsize") {
     absl::StatusOr<StateDict> state = tools::RankStateDict(model, rank, world, /*for_load=*/false);
     if (!state.ok()) return {state.status()};
     if (scenario == "save_fsize" && is_fault_rank) {
@@ -163,9 +166,10 @@ RankResult RunScenario(const std::string& scenario, C10dCoordinator& coordinator
       if (setrlimit(RLIMIT_FSIZE, &limit) != 0) return {absl::InternalError("setrlimit failed")};
     }
     KillingSavePlanner killer;
-    const bool kill = scenario == "save_kill" && is_fault_rank;
+    const bool overwrite = scenario == "save_kill_overwrite";
+    const bool kill = (scenario == "save_kill" || overwrite) && is_fault_rank;
     if (kill) AddFaultPadding(*state);
-    result.status = SaveDemo(*state, dir, coordinator, kill ? &killer : nullptr);
+    result.status = SaveDemo(*state, dir, coordinator, kill ? &killer : nullptr, overwrite);
   } else if (scenario == "load") {
     absl::StatusOr<StateDict> state = tools::RankStateDict(model, rank, world, /*for_load=*/true);
     if (!state.ok()) return {state.status()};
@@ -318,22 +322,41 @@ TEST(MultiprocessTest, EmptyAndReplicatedOnlyRanksSaveAndLoad) {
   ExpectAllOk(RunRanks("edge_load", 3, dir, kGenerous), "edge load on 3");
 }
 
+// Rank 2 of 3 kills itself (SIGKILL) in the middle of its data file; the
+// survivors must fail within the timeout, naming rank 2.
+void ExpectSurvivorsNameKilledRank(const std::vector<RankRun>& runs) {
+  EXPECT_EQ(runs[2].outcome.signal, SIGKILL) << internal::ToString(runs[2].outcome);
+  for (int rank : {0, 1}) {
+    EXPECT_FALSE(runs[rank].outcome.killed_at_deadline) << "rank " << rank << " hung\n" << runs[rank].output;
+    EXPECT_TRUE(runs[rank].outcome.Succeeded()) << internal::ToString(runs[rank].outcome);
+    // The transport's failure (the dead peer reset its connections, or it
+    // never arrived within the timeout), not a hang, with the dead rank named
+    // from its stopped heartbeat.
+    EXPECT_THAT(runs[rank].status_line, AnyOf(StartsWith("UNAVAILABLE"), StartsWith("DEADLINE_EXCEEDED"))) << rank;
+    EXPECT_THAT(runs[rank].status_line, HasSubstr("rank 2 stopped responding")) << rank;
+    std::cout << "surviving rank " << rank << ": " << runs[rank].status_line << "\n";
+  }
+}
+
+TEST(MultiprocessTest, RankKilledWhileOverwritingKeepsThePreviousCheckpoint) {
+  const std::string dir = FreshDir("killed_overwrite");
+  ExpectAllOk(RunRanks("save", 3, dir, kGenerous), "first save on 3");
+  const absl::Duration timeout = absl::Seconds(15);
+  std::vector<RankRun> runs = RunRanks("save_kill_overwrite", 3, dir, timeout, /*fault_rank=*/"2");
+  ASSERT_EQ(runs.size(), 3u);
+  ExpectSurvivorsNameKilledRank(runs);
+  // The first save's checkpoint is whole: resharded onto 2 ranks, bitwise.
+  ASSERT_TRUE(fs::exists(dir + "/.metadata"));
+  ExpectAllOk(RunRanks("load", 2, dir, kGenerous), "load of the previous checkpoint on 2");
+}
+
 TEST(MultiprocessTest, RankKilledMidWriteLeavesNoMetadataAndTheOthersFail) {
   const std::string dir = FreshDir("killed");
   const absl::Duration timeout = absl::Seconds(15);
   const absl::Time start = absl::Now();
   std::vector<RankRun> runs = RunRanks("save_kill", 3, dir, timeout, /*fault_rank=*/"2");
   ASSERT_EQ(runs.size(), 3u);
-  EXPECT_EQ(runs[2].outcome.signal, SIGKILL) << internal::ToString(runs[2].outcome);
-  for (int rank : {0, 1}) {
-    EXPECT_FALSE(runs[rank].outcome.killed_at_deadline) << "rank " << rank << " hung\n" << runs[rank].output;
-    EXPECT_TRUE(runs[rank].outcome.Succeeded()) << internal::ToString(runs[rank].outcome);
-    EXPECT_NE(runs[rank].status_line, "OK") << rank;
-    // The transport's failure (the dead peer reset its connections, or it
-    // never arrived within the timeout), not a hang.
-    EXPECT_THAT(runs[rank].status_line, AnyOf(StartsWith("UNAVAILABLE"), StartsWith("DEADLINE_EXCEEDED"))) << rank;
-    std::cout << "surviving rank " << rank << ": " << runs[rank].status_line << "\n";
-  }
+  ExpectSurvivorsNameKilledRank(runs);
   EXPECT_LT(absl::Now() - start, timeout + absl::Seconds(25));
   EXPECT_FALSE(fs::exists(dir + "/.metadata"));
   EXPECT_FALSE(fs::exists(dir + "/__2_0.distcp"));

@@ -1,5 +1,6 @@
 #include "api/internal/c10d_test_ranks.h"
 
+#include <csignal>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -257,6 +258,17 @@ absl::Status Stalled(C10dCoordinator& c, absl::Duration timeout, RankReport& rep
   return absl::OkStatus();
 }
 
+// The victim rank dies (SIGKILL: no cleanup, no goodbye on any socket) once
+// every rank is connected; the others then gather.
+absl::Status Killed(C10dCoordinator& c, int64_t victim, RankReport& report) {
+  if (absl::Status connected = c.Barrier(); !connected.ok()) return connected;
+  if (c.rank() == victim) raise(SIGKILL);
+  const absl::Time start = absl::Now();
+  report.statuses["gather"] = c.Gather("to a rank that died").status();
+  report.counters["gather_ms"] = absl::ToInt64Milliseconds(absl::Now() - start);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<int64_t> IntegerEnv(const char* name) {
   const char* text = std::getenv(name);
   int64_t value = 0;
@@ -310,6 +322,8 @@ absl::Status RunScenario(const std::string& scenario, RankReport& report) {
   if (scenario == "disagreement") return Disagreement(c, report);
   if (scenario == "steps") return Steps(c, report);
   if (scenario == "stalled") return Stalled(c, options->timeout, report);
+  if (scenario == "killed_last") return Killed(c, c.world_size() - 1, report);
+  if (scenario == "killed_first") return Killed(c, 0, report);
   return absl::InvalidArgumentError(absl::StrCat("unknown scenario '", scenario, "'"));
 }
 

@@ -53,6 +53,10 @@ absl::StatusOr<RankReport> ParseRankReport(const std::string& text);
 //   stalled      the last rank sleeps through the others' gather: statuses
 //                gather and after, counter gather_ms; the last rank's late
 //                barrier is status late.
+//   killed_last, killed_first
+//                after a barrier the last rank (or rank 0, which serves the
+//                TCPStore) kills itself; the others report status gather and
+//                counter gather_ms.
 //   rendezvous   status connect, counter connect_ms (for ranks that never
 //                all arrive).
 int RunRankScenario();
