@@ -13,6 +13,9 @@
 namespace dcplan::internal {
 namespace {
 
+// How many ranks finished comparing heartbeats after a failure.
+constexpr char kDiagnosedKey[] = "dcplan/heartbeat_diagnosed";
+
 // Every rank's counter, or the exception's message when the store fails.
 struct Sample {
   std::vector<int64_t> counters;
@@ -60,6 +63,23 @@ void RankLiveness::HeartbeatLoop() {
   }
 }
 
+void RankLiveness::ReportDiagnosed() {
+  try {
+    store_->add(kDiagnosedKey, 1);
+  } catch (const std::exception&) {
+  }
+}
+
+void RankLiveness::WaitForOtherDiagnoses(const std::vector<int64_t>& before, const std::vector<int64_t>& after) {
+  int64_t alive = 0;
+  for (int64_t r = 0; r < world_size_; ++r) alive += (r == rank_ || after[r] != before[r]) ? 1 : 0;
+  const absl::Time give_up = absl::Now() + interval_ * kSamplesApart + absl::Seconds(2);
+  try {
+    while (store_->add(kDiagnosedKey, 0) < alive && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(20));
+  } catch (const std::exception&) {
+  }
+}
+
 std::string RankLiveness::DescribeUnresponsiveRanks() {
   auto sample = [this] {
     Sample result;
@@ -75,11 +95,15 @@ std::string RankLiveness::DescribeUnresponsiveRanks() {
   const Sample before = sample();
   if (!before.store_error) absl::SleepFor(apart);
   const Sample after = before.store_error ? before : sample();
+  if (!after.store_error) {
+    ReportDiagnosed();
+    if (rank_ == 0) WaitForOtherDiagnoses(before.counters, after.counters);
+  }
   if (after.store_error) {
     std::string reason = *after.store_error;
     if (const size_t newline = reason.find('\n'); newline != std::string::npos) reason.resize(newline);
     return absl::StrCat("; ", store_description_, " (served by rank 0) is unreachable (", reason,
-                        "): rank 0 is presumably dead");
+                        "): rank 0 is presumably dead or has exited");
   }
   std::vector<int64_t> stopped;
   for (int64_t r = 0; r < world_size_; ++r) {

@@ -13,7 +13,10 @@
 // SIGKILL stops its heartbeat with it.
 //
 // The store is served by rank 0's process, so when the store itself is
-// unreachable the report names rank 0.
+// unreachable the report names rank 0. Because a rank 0 that merely returns
+// its error and exits would also take the store away, rank 0 waits after its
+// own comparison (at most 2.5 intervals + 2 s) until every rank it found
+// alive has finished comparing too.
 //
 // Cost: one small store write per rank and interval (4096 ranks at the
 // default 1 s are 4096 increments per second at the store), and after a
@@ -24,6 +27,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <c10/util/intrusive_ptr.h>
 #include <torch/csrc/distributed/c10d/Store.hpp>
@@ -52,12 +56,14 @@ class RankLiveness {
   // After a failure: "; rank 2 stopped responding (its heartbeat did not
   // move in 2.5 s): the process is presumably dead", "; every rank's
   // heartbeat is alive", or "; the TCPStore at ... (served by rank 0) is
-  // unreachable (...): rank 0 is presumably dead". Takes about
+  // unreachable (...): rank 0 is presumably dead or has exited". Takes about
   // kSamplesApart intervals.
   std::string DescribeUnresponsiveRanks();
 
  private:
   void Beat();
+  void ReportDiagnosed();
+  void WaitForOtherDiagnoses(const std::vector<int64_t>& before, const std::vector<int64_t>& after);
   void HeartbeatLoop();
   std::string Key(int64_t rank) const;
 
