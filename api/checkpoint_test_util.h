@@ -28,35 +28,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "testing/test_files.h"
 
 namespace dcplan::testing_util {
 
-inline std::string RunfilePath(absl::string_view relative) {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  const char* workspace = std::getenv("TEST_WORKSPACE");
-  return absl::StrCat(srcdir ? srcdir : ".", "/", workspace ? workspace : "dcplan", "/", relative);
-}
-
-// A fresh directory path under TEST_TMPDIR (not created).
-inline std::string NewTempPath(absl::string_view name) {
-  static std::atomic<int> counter{0};
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  return absl::StrCat(tmp ? tmp : "/tmp", "/", name, "_", counter.fetch_add(1));
-}
-
-inline std::optional<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-inline bool WriteFile(const std::string& path, absl::string_view bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  return static_cast<bool>(out);
-}
+using ::dcplan::test_files::NewTempPath;
+using ::dcplan::test_files::ReadFile;
+using ::dcplan::test_files::RunfilePath;
+using ::dcplan::test_files::WriteFile;
 
 inline bool PathExistsForTest(const std::string& path) {
   struct stat info;

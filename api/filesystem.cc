@@ -1,6 +1,5 @@
 #include "api/filesystem.h"
 
-#include <xxhash.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -71,11 +70,6 @@ std::string WriteItemName(const WriteItem& item) {
   return name;
 }
 
-struct XxhStateDeleter {
-  void operator()(XXH3_state_t* state) const { XXH3_freeState(state); }
-};
-using XxhState = std::unique_ptr<XXH3_state_t, XxhStateDeleter>;
-
 // Checks a resolved tensor against its plan item, so that the record written
 // matches the metadata.
 absl::Status CheckResolvedTensor(const WriteItem& item, const at::Tensor& tensor) {
@@ -97,10 +91,23 @@ absl::Status CheckResolvedTensor(const WriteItem& item, const at::Tensor& tensor
   return absl::OkStatus();
 }
 
-// Writes one item's bytes through `sink`.
-absl::Status WriteItemPayload(const WriteItem& item, SavePlanner& planner, const ByteSink& sink) {
+// Waits for the queued hashing when it leaves scope, so that no queued piece
+// outlives the memory it points into.
+class DrainOnExit {
+ public:
+  explicit DrainOnExit(internal::AsyncXxh3& hasher) : hasher_(hasher) {}
+  ~DrainOnExit() { hasher_.Digest(); }
+
+ private:
+  internal::AsyncXxh3& hasher_;
+};
+
+// Writes one item's bytes through `sink`, which hashes them with `hasher`.
+absl::Status WriteItemPayload(const WriteItem& item, SavePlanner& planner, const ByteSink& sink,
+                              internal::AsyncXxh3& hasher) {
   absl::StatusOr<WriteData> data = planner.ResolveData(item);
   if (!data.ok()) return data.status();
+  const DrainOnExit drain(hasher);  // before `data` goes
   if (item.type == WriteItemType::kByteIO) {
     const auto* bytes = std::get_if<std::string>(&*data);
     if (bytes == nullptr) return absl::InvalidArgumentError("the planner resolved a tensor for a bytes item");
@@ -184,18 +191,24 @@ absl::StatusOr<std::vector<WriteResult>> FileSystemWriter::WriteData(const SaveP
     }
   }
 
-  XxhState hash(XXH3_createState());
-  if (hash == nullptr) return absl::ResourceExhaustedError("cannot allocate an XXH3 state");
+  // Hashing runs on a helper thread while this one writes. A large piece
+  // handed to the sink is hashed after the sink returns: WriteTensorRecord's
+  // pieces stay valid until its last (small) sink call, which waits for the
+  // queue, as does a failed write; WriteItemPayload waits before the item's
+  // data goes.
+  internal::AsyncXxh3 hasher;
   std::vector<WriteResult> results;
   results.reserve(order.size());
   for (const WriteItem* item : order) {
     const int64_t offset = file.position();
-    XXH3_64bits_reset(hash.get());
+    hasher.Reset();
     const ByteSink sink = [&](const char* data, size_t n) {
-      XXH3_64bits_update(hash.get(), data, n);
-      return file.Write(data, n);
+      hasher.Update(data, n);
+      absl::Status status = file.Write(data, n);
+      if (!status.ok()) hasher.Digest();
+      return status;
     };
-    absl::Status written = WriteItemPayload(*item, planner, sink);
+    absl::Status written = WriteItemPayload(*item, planner, sink, hasher);
     if (!written.ok()) {
       return WithContext(written, absl::StrCat("rank ", rank_, ": writing ", WriteItemName(*item), " to ",
                                                temporary_name));
@@ -204,7 +217,7 @@ absl::StatusOr<std::vector<WriteResult>> FileSystemWriter::WriteData(const SaveP
     result.index = item->index;
     result.size_in_bytes = file.position() - offset;
     result.storage_info = StorageInfo{final_name, offset, result.size_in_bytes, std::nullopt};
-    result.checksum = XXH3_64bits_digest(hash.get());
+    result.checksum = hasher.Digest();
     results.push_back(std::move(result));
     if (options_.progress) options_.progress(file.position(), std::max(total_bytes, file.position()));
   }

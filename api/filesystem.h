@@ -24,9 +24,17 @@
 //   - A directory that already holds a checkpoint is refused unless
 //     `overwrite` is set.
 //   - Streaming: peak extra memory is one item's serialized bytes for
-//     non-tensors and an 8 MiB write buffer for tensors on save (plus a
-//     contiguous copy of a tensor that is a view); on load, one stored chunk
-//     (its bytes and its decoded tensor) at a time.
+//     non-tensors and an 8 MiB write buffer on save (plus a contiguous copy
+//     of a tensor that is a view); a tensor's bytes go from its memory to
+//     write(2) in 1 MiB blocks, CRC-32'd (the ZIP's; on a thread of its own
+//     for tensors of 4 MiB or more) and XXH3-hashed on a helper thread while
+//     the next block is written. On load, a tensor chunk whose single
+//     destination is a contiguous tensor of its dtype and size is read
+//     straight into it (pread in 1 MiB blocks, hashed on a helper thread as
+//     they arrive); otherwise one stored chunk's storage at a time is read
+//     and copied into the destinations. Archives the streamed reader does not
+//     handle (compressed records, several storages) and bytes items are read
+//     whole.
 //   - Bounds: every item's [offset, offset + length) is checked against the
 //     data file's size before it is read.
 //
@@ -131,8 +139,11 @@ class FileSystemReader : public StorageReader {
   absl::StatusOr<std::vector<LoadPlan>> PrepareGlobalPlan(std::vector<LoadPlan> plans) override;
   // Items grouped by file (first-seen order) and sorted by offset; each
   // stored chunk is read and decoded once however many read items use it,
-  // after its bounds are checked against the file size (DataLoss) and its
-  // checksum verified (DataLoss). Bytes items go to planner.LoadBytes; for a
+  // after its bounds are checked against the file size (DataLoss), and its
+  // checksum is verified (DataLoss) before anything is copied from it, or,
+  // for a chunk read straight into its destination, right after (the
+  // destination then holds the damaged bytes). Like LibTorch's reader, the
+  // ZIP CRC-32 of a tensor's bytes is not checked (the XXH3 checksum is). Bytes items go to planner.LoadBytes; for a
   // tensor item the stored tensor (whose dtype and size must be those the
   // metadata records: DataLoss otherwise) is narrowed to storage_offsets /
   // lengths and copied (converting dtypes, like PyTorch) into

@@ -1,6 +1,9 @@
 // FileSystemReader::ReadData: stored chunks read once each, in file order.
 
+#include <fcntl.h>
+
 #include <algorithm>
+#include <memory>
 #include <exception>
 #include <optional>
 #include <string>
@@ -8,10 +11,12 @@
 #include <variant>
 #include <vector>
 
+#include <ATen/ATen.h>
 #include <ATen/core/Tensor.h>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "api/dtype_conversion.h"
@@ -97,8 +102,8 @@ absl::StatusOr<std::optional<internal::ChecksumTable>> LoadChecksums(const std::
   return std::optional<internal::ChecksumTable>(*std::move(table));
 }
 
-absl::Status VerifyChecksum(const internal::ChecksumTable& table, const StoredChunk& chunk, absl::string_view bytes,
-                            int64_t rank) {
+absl::StatusOr<const internal::ChecksumEntry*> FindChecksum(const internal::ChecksumTable& table,
+                                                            const StoredChunk& chunk, int64_t rank) {
   const StorageInfo& info = chunk.info;
   const internal::ChecksumEntry* entry = table.Find(info.relative_path, info.offset);
   if (entry == nullptr || entry->length != info.length) {
@@ -107,18 +112,30 @@ absl::Status VerifyChecksum(const internal::ChecksumTable& table, const StoredCh
                                             info.offset, " length ", info.length,
                                             ": it does not match .metadata"));
   }
-  if (internal::Xxh3(bytes) != entry->checksum) {
-    return absl::DataLossError(absl::StrCat("rank ", rank, ": checksum mismatch in ", info.relative_path,
-                                            " at offset ", info.offset, " (", StoredItemName(chunk.index),
+  return entry;
+}
+
+absl::Status CompareChecksum(const internal::ChecksumEntry& entry, uint64_t checksum, const StoredChunk& chunk,
+                             int64_t rank) {
+  if (checksum != entry.checksum) {
+    return absl::DataLossError(absl::StrCat("rank ", rank, ": checksum mismatch in ", chunk.info.relative_path,
+                                            " at offset ", chunk.info.offset, " (", StoredItemName(chunk.index),
                                             "): the file is corrupt"));
   }
   return absl::OkStatus();
 }
 
-// The stored tensor of `chunk`, checked against the checkpoint's metadata:
-// its dtype must be the recorded dtype and its size the recorded chunk size.
-absl::StatusOr<at::Tensor> DecodeStoredTensor(const StoredChunk& chunk, absl::string_view bytes,
-                                              const Metadata& metadata) {
+absl::Status VerifyChecksum(const internal::ChecksumTable& table, const StoredChunk& chunk, absl::string_view bytes,
+                            int64_t rank) {
+  absl::StatusOr<const internal::ChecksumEntry*> entry = FindChecksum(table, chunk, rank);
+  if (!entry.ok()) return entry.status();
+  return CompareChecksum(**entry, internal::Xxh3(bytes), chunk, rank);
+}
+
+// A stored tensor's dtype and size against the checkpoint's metadata: the
+// dtype must be the recorded dtype and the size the recorded chunk size.
+absl::Status CheckStoredTensor(const StoredChunk& chunk, c10::ScalarType dtype, const Shape& sizes,
+                               const Metadata& metadata) {
   const StorageMetadata* stored = metadata.state_dict_metadata.Find(chunk.index.fqn);
   const auto* tensor_metadata = stored == nullptr ? nullptr : std::get_if<TensorStorageMetadata>(stored);
   if (tensor_metadata == nullptr) {
@@ -126,24 +143,34 @@ absl::StatusOr<at::Tensor> DecodeStoredTensor(const StoredChunk& chunk, absl::st
   }
   absl::StatusOr<c10::ScalarType> expected_type = ScalarTypeFromDType(tensor_metadata->properties.dtype);
   if (!expected_type.ok()) return expected_type.status();
-  absl::StatusOr<at::Tensor> tensor = ReadTensorRecord(BufferRecordSource(bytes));
-  if (!tensor.ok()) return tensor.status();
-  if (tensor->scalar_type() != *expected_type) {
-    return absl::DataLossError(absl::StrCat("the stored tensor has dtype ", c10::toString(tensor->scalar_type()),
+  if (dtype != *expected_type) {
+    return absl::DataLossError(absl::StrCat("the stored tensor has dtype ", c10::toString(dtype),
                                             ", the metadata says ", c10::toString(*expected_type)));
   }
-  const Shape sizes = tensor->sizes().vec();
   for (const ChunkBox& box : tensor_metadata->chunks) {
     if (chunk.index.offset && box.offsets == *chunk.index.offset && box.sizes != sizes) {
       return absl::DataLossError(absl::StrCat("the stored tensor has size ", ShapeToString(sizes),
                                               ", the metadata records the chunk as ", ToString(box)));
     }
   }
+  return absl::OkStatus();
+}
+
+// The stored tensor of `chunk` (whole record in memory), checked against the
+// checkpoint's metadata.
+absl::StatusOr<at::Tensor> DecodeStoredTensor(const StoredChunk& chunk, absl::string_view bytes,
+                                              const Metadata& metadata) {
+  absl::StatusOr<at::Tensor> tensor = ReadTensorRecord(BufferRecordSource(bytes));
+  if (!tensor.ok()) return tensor.status();
+  absl::Status checked = CheckStoredTensor(chunk, tensor->scalar_type(), tensor->sizes().vec(), metadata);
+  if (!checked.ok()) return checked;
   return tensor;
 }
 
-// Copies the part of `stored` that `item` names into its destination.
-absl::Status CopyIntoDestination(const ReadItem& item, const at::Tensor& stored, LoadPlanner& planner) {
+// Copies the part of `stored` that `item` names into its destination
+// (`resolved`, or resolved now).
+absl::Status CopyIntoDestination(const ReadItem& item, const at::Tensor& stored, LoadPlanner& planner,
+                                 std::optional<at::Tensor> resolved = std::nullopt) {
   const Shape sizes = stored.sizes().vec();
   if (item.storage_offsets.size() != sizes.size() || item.lengths.size() != sizes.size()) {
     return absl::InvalidArgumentError(absl::StrCat("read item ", ToString(item), " does not fit a stored tensor of size ",
@@ -160,9 +187,12 @@ absl::Status CopyIntoDestination(const ReadItem& item, const at::Tensor& stored,
     }
     source = source.narrow(static_cast<int64_t>(d), offset, length);
   }
-  absl::StatusOr<at::Tensor> destination = planner.ResolveTensor(item);
-  if (!destination.ok()) return destination.status();
-  at::Tensor target = destination->detach();
+  if (!resolved) {
+    absl::StatusOr<at::Tensor> destination = planner.ResolveTensor(item);
+    if (!destination.ok()) return destination.status();
+    resolved = destination->detach();
+  }
+  at::Tensor target = *resolved;
   if (target.sizes() != source.sizes()) {
     return absl::InvalidArgumentError(absl::StrCat("the destination of ", ToString(item.dest_index), " has size ",
                                                    ShapeToString(target.sizes().vec()), ", the data read has size ",
@@ -197,6 +227,155 @@ absl::Status DeliverChunk(const StoredChunk& chunk, absl::string_view bytes, con
   return absl::OkStatus();
 }
 
+// An item's byte range [offset, offset + length) of an open data file.
+class FileSliceSource final : public RecordSource {
+ public:
+  FileSliceSource(const internal::ScopedFd& fd, int64_t offset, int64_t length)
+      : fd_(fd), offset_(offset), length_(length) {}
+  int64_t size() const override { return length_; }
+  absl::Status ReadAt(int64_t offset, void* out, int64_t n) const override {
+    if (offset < 0 || n < 0 || offset > length_ || n > length_ - offset) {
+      return absl::OutOfRangeError(absl::StrCat("read of ", n, " bytes at offset ", offset, " is outside the ",
+                                                length_, "-byte item"));
+    }
+    return internal::ReadExactlyAt(fd_, offset_ + offset, static_cast<char*>(out), static_cast<size_t>(n));
+  }
+
+ private:
+  const internal::ScopedFd& fd_;
+  int64_t offset_;
+  int64_t length_;
+};
+
+// Waits for the queued hashing when it leaves scope, so that no queued piece
+// outlives the memory it points into.
+class DrainOnExit {
+ public:
+  explicit DrainOnExit(internal::AsyncXxh3* hasher) : hasher_(hasher) {}
+  ~DrainOnExit() {
+    if (hasher_ != nullptr) hasher_->Digest();
+  }
+
+ private:
+  internal::AsyncXxh3* hasher_;
+};
+
+// Reads `source`'s bytes [begin, end) into `out`, in blocks each hashed (when
+// `hash` is set; on its helper thread) while the next one is read.
+absl::Status ReadHashed(const RecordSource& source, int64_t begin, int64_t end, char* out,
+                        internal::AsyncXxh3* hash) {
+  constexpr int64_t kBlockBytes = int64_t{1} << 20;
+  for (int64_t at = begin; at < end;) {
+    const int64_t n = std::min(kBlockBytes, end - at);
+    absl::Status read = source.ReadAt(at, out, n);
+    if (!read.ok()) return read;
+    if (hash != nullptr) hash->Update(out, static_cast<size_t>(n));
+    out += n;
+    at += n;
+  }
+  return absl::OkStatus();
+}
+
+// The destination the single item of `chunk` can be read into directly: the
+// stored tensor is its whole storage, the item takes all of it, and the
+// destination is a contiguous CPU tensor of the same dtype and size.
+// Otherwise an undefined tensor; `resolved` receives the destination if it
+// was resolved.
+absl::StatusOr<at::Tensor> DirectDestination(const StoredChunk& chunk, const TensorRecordLayout& layout,
+                                             LoadPlanner& planner, std::optional<at::Tensor>* resolved) {
+  if (chunk.items.size() != 1 || !layout.IsDenseStorage()) return at::Tensor();
+  const ReadItem& item = *chunk.items.front();
+  if (item.storage_offsets.size() != layout.sizes.size() || item.lengths != layout.sizes) return at::Tensor();
+  for (int64_t offset : item.storage_offsets) {
+    if (offset != 0) return at::Tensor();
+  }
+  absl::StatusOr<at::Tensor> destination = planner.ResolveTensor(item);
+  if (!destination.ok()) return destination.status();
+  at::Tensor target = destination->detach();
+  *resolved = target;
+  const bool direct = target.defined() && target.device().is_cpu() && target.layout() == at::kStrided &&
+                      target.scalar_type() == layout.dtype && target.sizes().vec() == layout.sizes &&
+                      target.is_contiguous() && !target.is_conj() && !target.is_neg() &&
+                      target.has_storage() && target.data_ptr() != nullptr;
+  return direct ? target : at::Tensor();
+}
+
+// Reads a tensor chunk without holding its archive in memory: the tensor's
+// bytes go straight into the destination when DirectDestination allows,
+// else into one storage from which each item is copied (converting dtypes).
+// The XXH3 checksum is computed over the archive's bytes as they are read;
+// with a direct read it is compared after the destination was written.
+// Sets *whole_record (and reads nothing) for archives ReadTensorRecordLayout
+// leaves to the whole-record path.
+absl::Status ReadTensorChunk(const internal::ScopedFd& fd, const StoredChunk& chunk,
+                             const internal::ChecksumTable* checksums, const Metadata& metadata,
+                             LoadPlanner& planner, int64_t rank, internal::AsyncXxh3& hasher,
+                             bool* whole_record) {
+  FileSliceSource source(fd, chunk.info.offset, chunk.info.length);
+  absl::StatusOr<TensorRecordLayout> layout = ReadTensorRecordLayout(source);
+  *whole_record = absl::IsUnimplemented(layout.status());
+  if (!layout.ok()) return layout.status();
+  absl::Status status = CheckStoredTensor(chunk, layout->dtype, layout->sizes, metadata);
+  if (!status.ok()) return status;
+  const internal::ChecksumEntry* entry = nullptr;
+  internal::AsyncXxh3* hash = nullptr;
+  if (checksums != nullptr) {
+    absl::StatusOr<const internal::ChecksumEntry*> found = FindChecksum(*checksums, chunk, rank);
+    if (!found.ok()) return found.status();
+    entry = *found;
+    hash = &hasher;
+    hash->Reset();
+  }
+
+  std::optional<at::Tensor> resolved;
+  absl::StatusOr<at::Tensor> direct = DirectDestination(chunk, *layout, planner, &resolved);
+  if (!direct.ok()) return direct.status();
+  at::Tensor storage;
+  char* data = nullptr;
+  if (direct->defined()) {
+    data = static_cast<char*>(direct->data_ptr());
+  } else {
+    const int64_t element_size = static_cast<int64_t>(c10::elementSize(layout->dtype));
+    storage = at::empty({layout->storage_bytes / element_size}, at::TensorOptions().dtype(layout->dtype));
+    data = static_cast<char*>(storage.data_ptr());
+  }
+  const int64_t data_end = layout->data_offset + layout->storage_bytes;
+  if (hash != nullptr) {
+    // The archive's bytes around the tensor's are few (headers, data.pkl, directory).
+    std::string before(static_cast<size_t>(layout->data_offset), '\0');
+    std::string after(static_cast<size_t>(chunk.info.length - data_end), '\0');
+    const DrainOnExit drain(hash);  // before the buffers (and `storage`) go
+    status = ReadHashed(source, 0, layout->data_offset, before.data(), hash);
+    if (status.ok()) status = ReadHashed(source, layout->data_offset, data_end, data, hash);
+    if (status.ok()) status = ReadHashed(source, data_end, chunk.info.length, after.data(), hash);
+    if (status.ok()) status = CompareChecksum(*entry, hash->Digest(), chunk, rank);
+  } else {
+    status = ReadHashed(source, layout->data_offset, data_end, data, nullptr);
+  }
+  if (!status.ok()) return status;
+  if (direct->defined()) return planner.CommitTensor(*chunk.items.front(), *direct);
+  at::Tensor stored;
+  try {
+    stored = storage.as_strided(layout->sizes, layout->strides, layout->storage_offset);
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    return absl::DataLossError(absl::StrCat("the stored tensor's view: ", what.substr(0, what.find('\n'))));
+  }
+  for (const ReadItem* item : chunk.items) {
+    status = CopyIntoDestination(*item, stored, planner, resolved);
+    resolved.reset();
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+bool AllTensorItems(const StoredChunk& chunk) {
+  for (const ReadItem* item : chunk.items) {
+    if (item->type != LoadItemType::kTensor) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 absl::Status FileSystemReader::ReadData(const LoadPlan& plan, LoadPlanner& planner) {
@@ -214,6 +393,7 @@ absl::Status FileSystemReader::ReadData(const LoadPlan& plan, LoadPlanner& plann
     }
   }
   int64_t done_bytes = 0;
+  internal::AsyncXxh3 hasher;
   for (const DataFile& file : *files) {
     const std::string path = JoinPath(directory_, file.relative_path);
     absl::StatusOr<internal::ScopedFd> fd = internal::OpenForReading(path);
@@ -222,6 +402,8 @@ absl::Status FileSystemReader::ReadData(const LoadPlan& plan, LoadPlanner& plann
                                                    directory_, " (needed for ",
                                                    StoredItemName(file.chunks.front().index), ")"));
     }
+    // Chunks are read in file order.
+    ::posix_fadvise(fd->get(), 0, 0, POSIX_FADV_SEQUENTIAL);
     absl::StatusOr<int64_t> file_size = internal::FileSize(*fd);
     if (!file_size.ok()) return WithContext(file_size.status(), absl::StrCat("rank ", rank_, ": ", path));
     for (const StoredChunk& chunk : file.chunks) {
@@ -238,15 +420,28 @@ absl::Status FileSystemReader::ReadData(const LoadPlan& plan, LoadPlanner& plann
         return absl::DataLossError(
             absl::StrCat(context, " ends past the end of the file (", *file_size, " bytes)"));
       }
-      std::string bytes(static_cast<size_t>(info.length), '\0');
-      absl::Status status = internal::ReadExactlyAt(*fd, info.offset, bytes.data(), bytes.size());
-      if (!status.ok()) return WithContext(status, context);
-      if (*checksums) {
-        status = VerifyChecksum(**checksums, chunk, bytes, rank_);
-        if (!status.ok()) return status;
+      const internal::ChecksumTable* table = *checksums ? &**checksums : nullptr;
+      bool whole_record = true;
+      absl::Status status;
+      if (AllTensorItems(chunk)) {
+        status = ReadTensorChunk(*fd, chunk, table, *metadata_, planner, rank_, hasher, &whole_record);
       }
-      status = DeliverChunk(chunk, bytes, *metadata_, planner);
-      if (!status.ok()) return WithContext(status, context);
+      if (whole_record) {
+        // Bytes items, and archives outside the streamed path: the whole record in memory.
+        std::string bytes(static_cast<size_t>(info.length), '\0');
+        status = internal::ReadExactlyAt(*fd, info.offset, bytes.data(), bytes.size());
+        if (!status.ok()) return WithContext(status, context);
+        if (table != nullptr) {
+          status = VerifyChecksum(*table, chunk, bytes, rank_);
+          if (!status.ok()) return status;
+        }
+        status = DeliverChunk(chunk, bytes, *metadata_, planner);
+      }
+      if (!status.ok()) {
+        // Checksum errors carry their own context.
+        if (absl::StartsWith(status.message(), absl::StrCat("rank ", rank_, ": "))) return status;
+        return WithContext(status, context);
+      }
       done_bytes += info.length;
       if (options_.progress) options_.progress(done_bytes, total_bytes);
     }

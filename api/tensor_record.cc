@@ -5,16 +5,24 @@
 #include <memory>
 #include <exception>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include <ATen/ATen.h>
 #include <caffe2/serialize/inline_container.h>
 #include <caffe2/serialize/read_adapter_interface.h>
 #include <torch/csrc/jit/serialization/pickle.h>
+#include <torch/csrc/jit/serialization/unpickler.h>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "api/internal/checksums.h"
 #include "api/internal/tensor_pickle.h"
+#include "api/internal/torch_zip.h"
 
 namespace dcplan {
 namespace {
@@ -46,6 +54,51 @@ class BoundedMemoryAdapter final : public caffe2::serialize::ReadAdapterInterfac
  private:
   absl::string_view bytes_;
 };
+
+// The block size in which a tensor's bytes are checksummed and handed on
+// while they are in cache.
+constexpr size_t kStreamBlockBytes = size_t{1} << 20;
+constexpr int64_t kParallelCrcBytes = int64_t{4} << 20;
+
+// The archive through LibTorch's own writer (archives of 4 GiB or more).
+absl::StatusOr<int64_t> WriteWithLibTorch(const std::string& pickle, const at::Tensor& data, const ByteSink& sink);
+
+// The archive through TorchZipWriter: one pass over the tensor's bytes.
+absl::StatusOr<int64_t> WriteStreamed(const std::string& pickle, const at::Tensor& data, const ByteSink& sink) {
+  internal::TorchZipWriter zip;
+  const int64_t nbytes = static_cast<int64_t>(data.storage().nbytes());
+  std::string head = zip.Begin("data.pkl", static_cast<int64_t>(pickle.size()));
+  head += pickle;
+  head += zip.End(internal::Crc32(0, pickle.data(), pickle.size()));
+  head += zip.Begin("data/0", nbytes);
+  absl::Status status = sink(head.data(), head.size());
+  uint32_t crc = 0;
+  const char* bytes = static_cast<const char*>(data.data_ptr());
+  // A large tensor's CRC-32 is computed on a thread of its own while the
+  // sink takes the blocks; a small one's block by block, in cache.
+  std::thread crc_thread;
+  if (status.ok() && nbytes >= kParallelCrcBytes) {
+    try {
+      crc_thread = std::thread([&crc, bytes, nbytes] { crc = internal::Crc32(0, bytes, static_cast<size_t>(nbytes)); });
+    } catch (const std::system_error&) {
+      // No thread: computed inline below.
+    }
+  }
+  const bool crc_in_thread = crc_thread.joinable();
+  for (int64_t done = 0; status.ok() && done < nbytes;) {
+    const size_t n = static_cast<size_t>(std::min<int64_t>(kStreamBlockBytes, nbytes - done));
+    if (!crc_in_thread) crc = internal::Crc32(crc, bytes + done, n);
+    status = sink(bytes + done, n);
+    done += static_cast<int64_t>(n);
+  }
+  if (crc_in_thread) crc_thread.join();
+  if (!status.ok()) return status;
+  std::string tail = zip.End(crc);
+  tail += zip.Finish();
+  status = sink(tail.data(), tail.size());
+  if (!status.ok()) return status;
+  return zip.position();
+}
 
 // LibTorch appends a C++ backtrace to its messages; the first line says it.
 std::string FirstLine(const std::exception& e) {
@@ -95,6 +148,16 @@ absl::StatusOr<int64_t> WriteTensorRecord(const at::Tensor& tensor, const ByteSi
   absl::StatusOr<std::string> pickle = internal::TensorDataPickle(data);
   if (!pickle.ok()) return pickle.status();
 
+  const int64_t nbytes = static_cast<int64_t>(data.storage().nbytes());
+  if (nbytes + static_cast<int64_t>(pickle->size()) + 4096 < internal::kTorchZipWriterLimit) {
+    return WriteStreamed(*pickle, data, sink);
+  }
+  return WriteWithLibTorch(*pickle, data, sink);
+}
+
+namespace {
+
+absl::StatusOr<int64_t> WriteWithLibTorch(const std::string& pickle, const at::Tensor& data, const ByteSink& sink) {
   int64_t written = 0;
   absl::Status sink_status;
   try {
@@ -108,7 +171,7 @@ absl::StatusOr<int64_t> WriteTensorRecord(const at::Tensor& tensor, const ByteSi
       }
       return n;
     });
-    writer.writeRecord("data.pkl", pickle->data(), pickle->size());
+    writer.writeRecord("data.pkl", pickle.data(), pickle.size());
     writer.writeRecord("data/0", data.data_ptr(), data.storage().nbytes());
     writer.writeEndOfFile();
   } catch (const std::exception& e) {
@@ -118,6 +181,8 @@ absl::StatusOr<int64_t> WriteTensorRecord(const at::Tensor& tensor, const ByteSi
   if (!sink_status.ok()) return sink_status;
   return written;
 }
+
+}  // namespace
 
 absl::StatusOr<std::string> SaveValueRecord(const c10::IValue& value) {
   try {
@@ -152,6 +217,137 @@ absl::StatusOr<at::Tensor> ReadTensorRecord(const RecordSource& source) {
     return absl::DataLossError("tensor record does not hold a strided CPU tensor");
   }
   return tensor;
+}
+
+bool TensorRecordLayout::IsDenseStorage() const {
+  if (storage_offset != 0) return false;
+  int64_t expected_stride = 1;
+  int64_t numel = 1;
+  for (size_t d = sizes.size(); d-- > 0;) {
+    if (sizes[d] != 1 && strides[d] != expected_stride) return false;
+    expected_stride *= sizes[d];
+    numel *= sizes[d];
+  }
+  return numel * static_cast<int64_t>(c10::elementSize(dtype)) == storage_bytes;
+}
+
+namespace {
+
+absl::Status NotATensorRecord(absl::string_view why) {
+  return absl::DataLossError(absl::StrCat("not a readable tensor record: ", why));
+}
+
+const internal::ZipRecord* FindRecord(const std::vector<internal::ZipRecord>& records, const std::string& name) {
+  for (const internal::ZipRecord& record : records) {
+    if (record.name == name) return &record;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<std::string> ReadRecordBytes(const RecordSource& source, const internal::ZipRecord& record) {
+  constexpr int64_t kMaxSmallRecord = int64_t{64} << 20;
+  if (record.size > kMaxSmallRecord) {
+    return absl::UnimplementedError(absl::StrCat("record '", record.name, "' is over 64 MiB"));
+  }
+  std::string bytes(static_cast<size_t>(record.size), '\0');
+  absl::Status read = source.ReadAt(record.data_offset, bytes.data(), record.size);
+  if (!read.ok()) return read;
+  if (internal::Crc32(0, bytes.data(), bytes.size()) != record.crc) {
+    return NotATensorRecord(absl::StrCat("CRC-32 mismatch in record '", record.name, "'"));
+  }
+  return bytes;
+}
+
+// Whether every element the view addresses lies inside a storage of `numel` elements.
+bool ViewFitsStorage(const TensorRecordLayout& layout, int64_t storage_numel) {
+  if (layout.sizes.size() != layout.strides.size() || layout.storage_offset < 0) return false;
+  __int128 last = layout.storage_offset;
+  for (size_t d = 0; d < layout.sizes.size(); ++d) {
+    if (layout.sizes[d] < 0 || layout.strides[d] < 0) return false;
+    if (layout.sizes[d] == 0) return true;  // no element
+    last += static_cast<__int128>(layout.sizes[d] - 1) * layout.strides[d];
+  }
+  return last < storage_numel;
+}
+
+}  // namespace
+
+absl::StatusOr<TensorRecordLayout> ReadTensorRecordLayout(const RecordSource& source) {
+  absl::StatusOr<std::vector<internal::ZipRecord>> records = internal::IndexZip(source);
+  if (!records.ok()) return records.status();
+  if (records->empty()) return NotATensorRecord("an empty archive");
+  // Like LibTorch: every record lives in the folder of the first one.
+  const std::string& first = records->front().name;
+  const size_t slash = first.find('/');
+  if (slash == std::string::npos) return NotATensorRecord("no archive folder");
+  const std::string folder = first.substr(0, slash + 1);
+  const internal::ZipRecord* pickle_record = FindRecord(*records, folder + "data.pkl");
+  if (pickle_record == nullptr) return NotATensorRecord("no data.pkl record");
+  absl::StatusOr<std::string> pickle = ReadRecordBytes(source, *pickle_record);
+  if (!pickle.ok()) return pickle.status();
+  uint64_t version = caffe2::serialize::kMinProducedFileFormatVersion;
+  for (const char* name : {".data/version", "version"}) {
+    const internal::ZipRecord* record = FindRecord(*records, folder + name);
+    if (record == nullptr) continue;
+    absl::StatusOr<std::string> text = ReadRecordBytes(source, *record);
+    if (!text.ok()) return text.status();
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &version)) return NotATensorRecord("bad version record");
+    break;
+  }
+
+  // The unpickler asks for each storage's bytes; it gets none (an empty data
+  // pointer, never dereferenced: building the tensor only records sizes,
+  // strides and offset), and the storage keys are noted.
+  std::vector<std::string> storage_keys;
+  at::Tensor tensor;
+  try {
+    size_t position = 0;
+    auto reader = [&](char* out, size_t n) -> size_t {
+      const size_t available = std::min(n, pickle->size() - position);
+      std::memcpy(out, pickle->data() + position, available);
+      position += available;
+      return available;
+    };
+    auto read_record = [&](const std::string& key) {
+      storage_keys.push_back(key);
+      return at::DataPtr(nullptr, at::Device(at::kCPU));
+    };
+    torch::jit::Unpickler unpickler(reader, nullptr, nullptr, read_record, at::Device(at::kCPU));
+    unpickler.set_version(version);
+    c10::IValue value = unpickler.parse_ivalue();
+    if (!value.isTensor()) return NotATensorRecord(absl::StrCat("data.pkl holds a ", value.tagKind()));
+    tensor = value.toTensor();
+  } catch (const std::exception& e) {
+    return NotATensorRecord(FirstLine(e));
+  }
+  if (tensor.is_quantized()) return absl::UnimplementedError("quantized tensor record");
+  if (!tensor.device().is_cpu() || tensor.layout() != at::kStrided) {
+    return NotATensorRecord("the tensor is not a strided CPU tensor");
+  }
+  if (storage_keys.size() > 1) return absl::UnimplementedError("tensor record with several storages");
+  TensorRecordLayout layout;
+  layout.dtype = tensor.scalar_type();
+  layout.sizes = tensor.sizes().vec();
+  layout.strides = tensor.strides().vec();
+  layout.storage_offset = tensor.storage_offset();
+  layout.storage_bytes = static_cast<int64_t>(tensor.storage().nbytes());
+  const int64_t element_size = static_cast<int64_t>(c10::elementSize(layout.dtype));
+  if (!storage_keys.empty()) {
+    const internal::ZipRecord* data = FindRecord(*records, folder + "data/" + storage_keys.front());
+    if (data == nullptr) return NotATensorRecord(absl::StrCat("no storage record data/", storage_keys.front()));
+    if (data->size != layout.storage_bytes) {
+      return NotATensorRecord(absl::StrCat("storage record data/", storage_keys.front(), " holds ", data->size,
+                                           " bytes, the pickle gives its storage ", layout.storage_bytes));
+    }
+    layout.data_offset = data->data_offset;
+    layout.data_crc32 = data->crc;
+  } else if (layout.storage_bytes != 0) {
+    return NotATensorRecord("a non-empty storage without a record");
+  }
+  if (!ViewFitsStorage(layout, layout.storage_bytes / element_size)) {
+    return NotATensorRecord("the tensor's view reaches outside its storage");
+  }
+  return layout;
 }
 
 }  // namespace dcplan

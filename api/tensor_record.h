@@ -7,12 +7,17 @@
 // storage record data/0, or pickles any other value.
 //
 // Writing streams: the tensor's bytes go from its memory to the sink without
-// an intermediate copy (LibTorch's PyTorchStreamWriter). Reading uses
-// LibTorch's own torch.save reader.
+// an intermediate copy, in blocks (api/internal/torch_zip.h writes the ZIP
+// container exactly as LibTorch's PyTorchStreamWriter does; archives of 4 GiB
+// or more go through PyTorchStreamWriter itself). Reading the whole record
+// uses LibTorch's own torch.save reader; ReadTensorRecordLayout locates the
+// tensor's bytes without reading them, so that a caller can read them where
+// they belong.
 
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 #include <ATen/core/ivalue.h>
@@ -29,8 +34,9 @@ using ByteSink = std::function<absl::Status(const char* data, size_t size)>;
 // torch.save(tensor) of a CPU tensor, streamed to `sink`. A tensor that does
 // not own exactly its elements (a view, an offset into a larger storage) is
 // written as a contiguous copy, so only the item's own elements are stored.
-// Returns the number of bytes written. Errors: non-CPU tensor, unsupported
-// dtype, sink errors.
+// Returns the number of bytes written. The sink sees the tensor's bytes in
+// blocks of at most 1 MiB, straight from the tensor's memory. Errors:
+// non-CPU tensor, unsupported dtype, sink errors.
 absl::StatusOr<int64_t> WriteTensorRecord(const at::Tensor& tensor, const ByteSink& sink);
 
 // torch.save(value) for a non-tensor value (torch::pickle_save), in memory:
@@ -77,6 +83,31 @@ class BufferRecordSource : public RecordSource {
 // that by the largest stored chunk. Errors (DataLoss) for malformed archives,
 // pickles that are not a tensor, storage records that do not match.
 absl::StatusOr<at::Tensor> ReadTensorRecord(const RecordSource& source);
+
+// Where a tensor record keeps its tensor's bytes and how the tensor views
+// them (what torch._utils._rebuild_tensor_v2 builds), found by reading only
+// the ZIP directory, the local headers and data.pkl.
+struct TensorRecordLayout {
+  c10::ScalarType dtype = c10::ScalarType::Float;
+  std::vector<int64_t> sizes;
+  std::vector<int64_t> strides;
+  int64_t storage_offset = 0;  // in elements
+  int64_t storage_bytes = 0;   // the storage record's size
+  int64_t data_offset = 0;     // of the storage record's bytes within the archive
+  uint32_t data_crc32 = 0;     // the ZIP's CRC-32 of those bytes
+  // The tensor is its whole storage, laid out contiguously from its start.
+  bool IsDenseStorage() const;
+};
+
+// The layout of a torch.save'd tensor. data.pkl is run by LibTorch's
+// unpickler (TorchScript types only, nothing executed) and its CRC-32
+// checked; the view is checked to lie inside the storage and the storage
+// record to have the size the pickle gives it. Errors: DataLoss for
+// malformed archives, pickles that are not one CPU tensor, storage records
+// that do not match; Unimplemented for valid archives outside this path
+// (compressed records, more than one storage, quantized tensors): read
+// those with ReadTensorRecord.
+absl::StatusOr<TensorRecordLayout> ReadTensorRecordLayout(const RecordSource& source);
 
 }  // namespace dcplan
 

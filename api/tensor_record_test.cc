@@ -4,10 +4,17 @@
 #include <fstream>
 #include <string>
 
+#include <random>
+#include <sstream>
+#include <vector>
+
 #include <ATen/ATen.h>
+#include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/serialization/pickle.h>
 
 #include "absl/strings/str_cat.h"
+#include "api/internal/checksums.h"
+#include "api/internal/tensor_pickle.h"
 #include "gtest/gtest.h"
 
 namespace dcplan {
@@ -162,6 +169,162 @@ TEST(TensorRecordTest, PythonTorchLoadsRecordsWithWeightsOnly) {
   }
   const std::string command = absl::StrCat("/usr/bin/python3 api/testdata/check_tensor_record.py ", dir);
   EXPECT_EQ(std::system(command.c_str()), 0) << command;
+}
+
+// --- The streamed writer and the layout reader ----------------------------------------
+
+// What WriteTensorRecord wrote before it streamed: LibTorch's own
+// PyTorchStreamWriter, fed the same data.pkl and storage.
+std::string WriteWithLibTorchsWriter(const at::Tensor& tensor) {
+  const bool owns = tensor.is_contiguous() && tensor.storage_offset() == 0 &&
+                    tensor.storage().nbytes() == static_cast<size_t>(tensor.numel()) * tensor.element_size();
+  const at::Tensor data = owns ? tensor : tensor.clone(at::MemoryFormat::Contiguous);
+  const std::string pickle = *internal::TensorDataPickle(data);
+  std::string out;
+  {
+    caffe2::serialize::PyTorchStreamWriter writer([&](const void* bytes, size_t n) -> size_t {
+      out.append(static_cast<const char*>(bytes), n);
+      return n;
+    });
+    writer.writeRecord("data.pkl", pickle.data(), pickle.size());
+    writer.writeRecord("data/0", data.data_ptr(), data.storage().nbytes());
+    writer.writeEndOfFile();
+  }
+  return out;
+}
+
+TEST(TensorRecordTest, StreamedArchivesAreByteForByteLibTorchs) {
+  std::vector<at::Tensor> tensors = {
+      at::scalar_tensor(3.5, at::kDouble),
+      at::zeros({0, 4}, at::kInt),
+      at::ones({1}, at::kBool),
+      at::arange(12, at::kFloat).reshape({3, 4}),
+      at::arange(24, at::kDouble).reshape({2, 3, 4}).permute({2, 0, 1}),
+      at::arange(1000, at::kFloat).to(at::kBFloat16),
+      at::arange(300000, at::kFloat),  // 1.2 MB: more than one 1 MiB block
+      at::arange(5 << 20, at::kByte),  // 5 MiB: CRC-32 on its own thread
+  };
+  // Every padding length: records of 1..130 bytes.
+  for (int64_t n = 1; n <= 130; ++n) tensors.push_back(at::arange(n, at::kByte));
+  for (const at::Tensor& t : tensors) {
+    absl::StatusOr<std::string> streamed = WriteToString(t);
+    ASSERT_TRUE(streamed.ok()) << streamed.status();
+    EXPECT_TRUE(*streamed == WriteWithLibTorchsWriter(t)) << t.sizes() << " " << t.scalar_type();
+  }
+}
+
+TEST(TensorRecordTest, SinkSeesTheTensorInBoundedBlocks) {
+  const at::Tensor t = at::arange(600000, at::kFloat);  // 2.4 MB
+  size_t largest = 0;
+  int64_t total = 0;
+  absl::StatusOr<int64_t> n = WriteTensorRecord(t, [&](const char*, size_t size) {
+    largest = std::max(largest, size);
+    total += static_cast<int64_t>(size);
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, total);
+  EXPECT_EQ(largest, size_t{1} << 20);
+}
+
+TEST(Crc32Test, MatchesTheStandardAndTheTableAlgorithm) {
+  // The CRC-32 check value (ISO-HDLC / ZIP).
+  EXPECT_EQ(internal::Crc32(0, "123456789", 9), 0xCBF43926u);
+  EXPECT_EQ(internal::Crc32Portable(0, "123456789", 9), 0xCBF43926u);
+  EXPECT_EQ(internal::Crc32(0, "", 0), 0u);
+  std::mt19937 random(7);
+  std::vector<unsigned char> bytes(5000);
+  for (unsigned char& b : bytes) b = static_cast<unsigned char>(random());
+  // Every length around the 16- and 64-byte steps of the folding path, at unaligned starts.
+  for (size_t size = 0; size < 600; ++size) {
+    for (size_t start : {size_t{0}, size_t{1}, size_t{13}}) {
+      ASSERT_EQ(internal::Crc32(0xDEADBEEFu, bytes.data() + start, size),
+                internal::Crc32Portable(0xDEADBEEFu, bytes.data() + start, size))
+          << size << " " << start;
+    }
+  }
+  // Chaining: a message in two parts.
+  const uint32_t whole = internal::Crc32(0, bytes.data(), bytes.size());
+  EXPECT_EQ(internal::Crc32(internal::Crc32(0, bytes.data(), 1234), bytes.data() + 1234, bytes.size() - 1234), whole);
+  EXPECT_EQ(whole, internal::Crc32Portable(0, bytes.data(), bytes.size()));
+}
+
+TEST(TensorRecordLayoutTest, LocatesTheTensorsBytesInOurArchives) {
+  const at::Tensor t = at::arange(24, at::kDouble).reshape({2, 3, 4}).permute({2, 0, 1});
+  absl::StatusOr<std::string> archive = WriteToString(t);
+  ASSERT_TRUE(archive.ok());
+  absl::StatusOr<TensorRecordLayout> layout = ReadTensorRecordLayout(BufferRecordSource(*archive));
+  ASSERT_TRUE(layout.ok()) << layout.status();
+  EXPECT_EQ(layout->dtype, at::kDouble);
+  EXPECT_EQ(layout->sizes, (std::vector<int64_t>{4, 2, 3}));
+  // Written as a contiguous copy: row-major strides, the whole storage.
+  EXPECT_EQ(layout->strides, (std::vector<int64_t>{6, 3, 1}));
+  EXPECT_EQ(layout->storage_offset, 0);
+  EXPECT_EQ(layout->storage_bytes, 24 * 8);
+  EXPECT_TRUE(layout->IsDenseStorage());
+  EXPECT_EQ(layout->data_offset % 64, 0);
+  const at::Tensor dense = t.contiguous();
+  EXPECT_EQ(archive->substr(layout->data_offset, 24 * 8),
+            std::string(static_cast<const char*>(dense.data_ptr()), 24 * 8));
+  EXPECT_EQ(layout->data_crc32, internal::Crc32(0, dense.data_ptr(), 24 * 8));
+
+  // An empty tensor has no bytes; a value record is not a tensor record.
+  absl::StatusOr<std::string> empty = WriteToString(at::zeros({0, 3}, at::kFloat));
+  ASSERT_TRUE(empty.ok());
+  absl::StatusOr<TensorRecordLayout> empty_layout = ReadTensorRecordLayout(BufferRecordSource(*empty));
+  ASSERT_TRUE(empty_layout.ok()) << empty_layout.status();
+  EXPECT_EQ(empty_layout->storage_bytes, 0);
+  EXPECT_EQ(empty_layout->sizes, (std::vector<int64_t>{0, 3}));
+  absl::StatusOr<std::string> value = SaveValueRecord(c10::IValue(int64_t{3}));
+  ASSERT_TRUE(value.ok());
+  EXPECT_EQ(ReadTensorRecordLayout(BufferRecordSource(*value)).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(TensorRecordLayoutTest, DamagedArchivesAreErrorsNeverCrashes) {
+  absl::StatusOr<std::string> archive = WriteToString(at::arange(40, at::kFloat).reshape({8, 5}));
+  ASSERT_TRUE(archive.ok());
+  for (size_t cut = 0; cut < archive->size(); cut += 5) {
+    EXPECT_FALSE(ReadTensorRecordLayout(BufferRecordSource(absl::string_view(*archive).substr(0, cut))).ok()) << cut;
+  }
+  // Flipped bytes outside the tensor's own bytes: an error or (padding,
+  // unused fields) the same layout, never a crash or a view outside the storage.
+  for (size_t i = 0; i < archive->size(); ++i) {
+    std::string damaged = *archive;
+    damaged[i] ^= 0x21;
+    absl::StatusOr<TensorRecordLayout> layout = ReadTensorRecordLayout(BufferRecordSource(damaged));
+    if (!layout.ok()) continue;
+    EXPECT_LE(layout->data_offset + layout->storage_bytes, static_cast<int64_t>(damaged.size())) << i;
+    EXPECT_EQ(layout->storage_bytes, 160) << i;
+  }
+}
+
+// Python's torch.save of a view stores the whole base storage and the view's
+// offset and strides: the layout must say so.
+TEST(TensorRecordLayoutTest, PythonWrittenViewsKeepTheirOffsetAndStrides) {
+  const std::string path = absl::StrCat(std::getenv("TEST_TMPDIR"), "/python_view.pt");
+  const std::string command = absl::StrCat(
+      "/usr/bin/python3 -c \"import torch; b = torch.arange(30, dtype=torch.float32).reshape(5, 6); "
+      "torch.save(b[1:4, 2:5], '", path, "')\"");
+  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string archive = text.str();
+  absl::StatusOr<TensorRecordLayout> layout = ReadTensorRecordLayout(BufferRecordSource(archive));
+  ASSERT_TRUE(layout.ok()) << layout.status();
+  EXPECT_EQ(layout->sizes, (std::vector<int64_t>{3, 3}));
+  EXPECT_EQ(layout->strides, (std::vector<int64_t>{6, 1}));
+  EXPECT_EQ(layout->storage_offset, 1 * 6 + 2);
+  EXPECT_EQ(layout->storage_bytes, 30 * 4);
+  EXPECT_FALSE(layout->IsDenseStorage());
+  // The view rebuilt from the located bytes is the one LibTorch's reader builds.
+  at::Tensor storage = at::empty({30}, at::kFloat);
+  std::memcpy(storage.data_ptr(), archive.data() + layout->data_offset, 30 * 4);
+  const at::Tensor view = storage.as_strided(layout->sizes, layout->strides, layout->storage_offset);
+  absl::StatusOr<at::Tensor> whole = ReadTensorRecord(BufferRecordSource(archive));
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  EXPECT_TRUE(at::equal(view, *whole));
+  EXPECT_TRUE(at::equal(view, at::arange(30, at::kFloat).reshape({5, 6}).narrow(0, 1, 3).narrow(1, 2, 3)));
 }
 
 }  // namespace

@@ -2,7 +2,12 @@
 
 #include <xxhash.h>
 
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -126,6 +131,81 @@ absl::StatusOr<ChecksumTable> ParseChecksums(absl::string_view bytes, absl::stri
     }
   }
   return table;
+}
+
+struct AsyncXxh3::State {
+  XXH3_state_t* hash = XXH3_createState();
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::deque<std::pair<const void*, size_t>> queue;
+  bool busy = false;  // the worker is hashing a piece taken off the queue
+  bool stop = false;
+  std::thread worker;
+
+  ~State() { XXH3_freeState(hash); }
+
+  void Work() {
+    std::unique_lock<std::mutex> lock(mutex);
+    while (true) {
+      changed.wait(lock, [&] { return stop || !queue.empty(); });
+      if (queue.empty()) return;  // stop, nothing left
+      const auto piece = queue.front();
+      queue.pop_front();
+      busy = true;
+      lock.unlock();
+      XXH3_64bits_update(hash, piece.first, piece.second);
+      lock.lock();
+      busy = false;
+      changed.notify_all();
+    }
+  }
+};
+
+AsyncXxh3::AsyncXxh3() : state_(std::make_unique<State>()) {
+  XXH3_64bits_reset(state_->hash);
+  try {
+    state_->worker = std::thread([state = state_.get()] { state->Work(); });
+  } catch (const std::system_error&) {
+    // No helper thread: every piece is hashed by the caller.
+  }
+}
+
+AsyncXxh3::~AsyncXxh3() {
+  if (!state_->worker.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->stop = true;
+  }
+  state_->changed.notify_all();
+  state_->worker.join();
+}
+
+void AsyncXxh3::Drain() {
+  std::unique_lock<std::mutex> lock(state_->mutex);
+  state_->changed.wait(lock, [&] { return state_->queue.empty() && !state_->busy; });
+}
+
+void AsyncXxh3::Reset() {
+  Drain();
+  XXH3_64bits_reset(state_->hash);
+}
+
+void AsyncXxh3::Update(const void* data, size_t size) {
+  if (size >= kAsyncBytes && state_->worker.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(state_->mutex);
+      state_->queue.emplace_back(data, size);
+    }
+    state_->changed.notify_all();
+    return;
+  }
+  Drain();
+  XXH3_64bits_update(state_->hash, data, size);
+}
+
+uint64_t AsyncXxh3::Digest() {
+  Drain();
+  return XXH3_64bits_digest(state_->hash);
 }
 
 }  // namespace dcplan::internal

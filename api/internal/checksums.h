@@ -18,7 +18,9 @@
 // from damaged data; the save id tells a file left behind by another save
 // (e.g. PyTorch overwrote the checkpoint) from the current one.
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -62,6 +64,41 @@ absl::StatusOr<ChecksumTable> ParseChecksums(absl::string_view bytes, absl::stri
 
 // XXH3-64 of `bytes`.
 uint64_t Xxh3(absl::string_view bytes);
+
+// An XXH3-64 of a byte stream whose large pieces are hashed on a helper
+// thread, so that hashing overlaps the caller's I/O. Pieces of at least
+// kAsyncBytes are queued: their memory must stay valid and unchanged until
+// Digest() or Reset() returns. Smaller pieces are hashed by the caller, after
+// the queued ones. One caller thread at a time.
+class AsyncXxh3 {
+ public:
+  static constexpr size_t kAsyncBytes = size_t{64} << 10;
+
+  AsyncXxh3();
+  ~AsyncXxh3();
+  AsyncXxh3(const AsyncXxh3&) = delete;
+  AsyncXxh3& operator=(const AsyncXxh3&) = delete;
+
+  // Starts a new stream (after the queued pieces of the previous one).
+  void Reset();
+  void Update(const void* data, size_t size);
+  // The hash of everything since Reset(); waits for the queued pieces.
+  uint64_t Digest();
+
+ private:
+  struct State;
+  void Drain();
+  std::unique_ptr<State> state_;
+};
+
+// The CRC-32 of ZIP (and zlib's crc32()): polynomial 0xEDB88320 (reflected),
+// pre- and post-inverted, so that Crc32(Crc32(0, a), b) == Crc32(0, a + b)
+// and Crc32(0, "123456789") == 0xCBF43926. Uses carry-less multiplication
+// (PCLMULQDQ) when the CPU has it, else tables eight bytes at a time.
+uint32_t Crc32(uint32_t crc, const void* data, size_t size);
+
+// The table-driven CRC-32 alone (same result as Crc32): for tests.
+uint32_t Crc32Portable(uint32_t crc, const void* data, size_t size);
 
 }  // namespace dcplan::internal
 

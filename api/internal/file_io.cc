@@ -164,11 +164,11 @@ absl::Status BufferedFileWriter::Open(const std::string& path) {
 
 absl::Status BufferedFileWriter::Write(const char* data, size_t n) {
   if (fd_.get() < 0) return absl::FailedPreconditionError("the file is not open");
-  if (buffer_.size() + n > kBufferBytes) {
+  if (buffer_.size() + n > kBufferBytes || (n >= kDirectWriteBytes && !buffer_.empty())) {
     absl::Status flushed = Flush();
     if (!flushed.ok()) return flushed;
   }
-  if (n >= kBufferBytes) {
+  if (n >= kDirectWriteBytes) {
     absl::Status written = WriteAll(fd_.get(), data, n);
     if (!written.ok()) return written;
   } else {

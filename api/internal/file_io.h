@@ -76,10 +76,13 @@ absl::StatusOr<int64_t> FileSize(const ScopedFd& fd);
 absl::Status ReadExactlyAt(const ScopedFd& fd, int64_t offset, char* out, size_t n);
 
 // A new file (created or truncated) written through a buffer: small writes
-// are collected, large ones go straight to write(2).
+// are collected, writes of kDirectWriteBytes or more go straight to write(2)
+// (after what is buffered), so that data handed over in cache-sized blocks
+// is not copied.
 class BufferedFileWriter {
  public:
   static constexpr size_t kBufferBytes = size_t{8} << 20;
+  static constexpr size_t kDirectWriteBytes = size_t{64} << 10;
 
   // Creates or truncates `path`.
   absl::Status Open(const std::string& path);

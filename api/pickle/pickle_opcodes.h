@@ -55,6 +55,13 @@ inline constexpr uint8_t kBinBytes8 = 0x8e;
 inline constexpr uint8_t kStackGlobal = 0x93;
 inline constexpr uint8_t kMemoize = 0x94;
 inline constexpr uint8_t kFrame = 0x95;
+// Persistent ids (torch.save's storages) and the protocol-4/5 containers.
+inline constexpr uint8_t kBinPersId = 'Q';
+inline constexpr uint8_t kEmptySet = 0x8f;
+inline constexpr uint8_t kAddItems = 0x90;
+inline constexpr uint8_t kFrozenSet = 0x91;
+inline constexpr uint8_t kNewObjEx = 0x92;
+inline constexpr uint8_t kByteArray8 = 0x96;
 
 }  // namespace dcplan::pickle::opcodes
 

@@ -14,33 +14,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "engine/metadata.h"
+#include "testing/test_files.h"
 
 namespace dcplan::pickle_test {
 
-inline std::string RunfilePath(absl::string_view relative) {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  const char* workspace = std::getenv("TEST_WORKSPACE");
-  return absl::StrCat(srcdir ? srcdir : ".", "/", workspace ? workspace : "dcplan", "/", relative);
-}
+using ::dcplan::test_files::ReadFile;
+using ::dcplan::test_files::RunfilePath;
+using ::dcplan::test_files::WriteFile;
 
+// A path under TEST_TMPDIR.
 inline std::string TempPath(absl::string_view name) {
   const char* tmp = std::getenv("TEST_TMPDIR");
   return absl::StrCat(tmp ? tmp : "/tmp", "/", name);
-}
-
-// The file's bytes, or nullopt if it cannot be read.
-inline std::optional<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-inline bool WriteFile(const std::string& path, absl::string_view bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  return static_cast<bool>(out);
 }
 
 inline std::optional<std::string> ReadFixture(absl::string_view name) {

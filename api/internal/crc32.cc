@@ -1,0 +1,159 @@
+// CRC-32 (ZIP / zlib polynomial) for api/internal/checksums.h.
+//
+// The fast path folds the message 64 bytes at a time with carry-less
+// multiplication: a 128-bit block A that lies D bits before the end of the
+// part still to be processed can be replaced by A * x^D mod P added into the
+// block D bits further on, without changing the message's remainder mod P.
+// Once fewer than 16 bytes remain, the last 128-bit block and the tail are
+// run through the table algorithm. The folding constants are computed (not
+// copied) from the polynomial when first used.
+
+#include <cpuid.h>
+#include <immintrin.h>
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+
+#include "api/internal/checksums.h"
+
+namespace dcplan::internal {
+namespace {
+
+constexpr uint32_t kReflectedPolynomial = 0xEDB88320u;
+
+struct Tables {
+  uint32_t t[8][256];
+};
+
+Tables MakeTables() {
+  Tables tables;
+  for (uint32_t b = 0; b < 256; ++b) {
+    uint32_t c = b;
+    for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ kReflectedPolynomial : c >> 1;
+    tables.t[0][b] = c;
+  }
+  for (uint32_t b = 0; b < 256; ++b) {
+    for (int s = 1; s < 8; ++s) tables.t[s][b] = (tables.t[s - 1][b] >> 8) ^ tables.t[0][tables.t[s - 1][b] & 0xFF];
+  }
+  return tables;
+}
+
+const Tables& GetTables() {
+  static const Tables tables = MakeTables();
+  return tables;
+}
+
+// The CRC register (no pre- or post-inversion) after `size` more bytes.
+uint32_t RawTableCrc(uint32_t crc, const unsigned char* p, size_t size) {
+  const Tables& tb = GetTables();
+  while (size >= 8) {
+    uint32_t low, high;
+    std::memcpy(&low, p, 4);
+    std::memcpy(&high, p + 4, 4);
+    low ^= crc;  // little-endian hosts (x86-64, aarch64 Linux)
+    crc = tb.t[7][low & 0xFF] ^ tb.t[6][(low >> 8) & 0xFF] ^ tb.t[5][(low >> 16) & 0xFF] ^ tb.t[4][low >> 24] ^
+          tb.t[3][high & 0xFF] ^ tb.t[2][(high >> 8) & 0xFF] ^ tb.t[1][(high >> 16) & 0xFF] ^ tb.t[0][high >> 24];
+    p += 8;
+    size -= 8;
+  }
+  while (size-- > 0) crc = tb.t[0][(crc ^ *p++) & 0xFF] ^ (crc >> 8);
+  return crc;
+}
+
+#if defined(__x86_64__)
+
+// x^n mod P in normal (non-reflected) bit order: bit d is the coefficient of x^d.
+uint32_t XPowModP(int n) {
+  constexpr uint64_t kPolynomial = 0x104C11DB7ull;  // x^32 + ... (normal order)
+  uint64_t r = 1;
+  for (int i = 0; i < n; ++i) {
+    r <<= 1;
+    if (r & (uint64_t{1} << 32)) r ^= kPolynomial;
+  }
+  return static_cast<uint32_t>(r);
+}
+
+// A constant k (degree < 32) as the 64-bit lane that, multiplied carry-less
+// with a reflected 64-bit lane, yields the product as a reflected 128-bit
+// block: the coefficient of x^d goes to bit 63 - d. Using x^(n-1) instead of
+// x^n absorbs the one-bit offset of reflected carry-less products.
+uint64_t Reflected(uint32_t k) {
+  uint64_t out = 0;
+  for (int d = 0; d < 32; ++d) {
+    if (k & (1u << d)) out |= uint64_t{1} << (63 - d);
+  }
+  return out;
+}
+
+struct FoldConstants {
+  // Lane 0 multiplies the block's first 8 bytes (the high-degree half), lane 1 its last 8.
+  __m128i by_512;
+  __m128i by_128;
+};
+
+// Folding a 128-bit block forward by `distance` bits multiplies it by
+// x^distance: its first half (degrees 64..127 of the block) by
+// x^(distance + 64), its second half by x^distance.
+__m128i MakeFold(int distance) {
+  const uint64_t first = Reflected(XPowModP(distance + 64 - 1));
+  const uint64_t second = Reflected(XPowModP(distance - 1));
+  return _mm_set_epi64x(static_cast<long long>(second), static_cast<long long>(first));
+}
+
+bool HasPclmul() {
+  unsigned eax, ebx, ecx, edx;
+  if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0) return false;
+  return (ecx & bit_PCLMUL) != 0 && (ecx & bit_SSE4_1) != 0;
+}
+
+__attribute__((target("pclmul,sse4.1"))) inline __m128i Fold(__m128i block, __m128i constants) {
+  return _mm_xor_si128(_mm_clmulepi64_si128(block, constants, 0x00), _mm_clmulepi64_si128(block, constants, 0x11));
+}
+
+__attribute__((target("pclmul,sse4.1"))) uint32_t PclmulCrc(uint32_t crc, const unsigned char* p, size_t size) {
+  static const FoldConstants constants{MakeFold(512), MakeFold(128)};
+  auto load = [](const unsigned char* q) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(q)); };
+  // The register's start value joins the message's first four bytes.
+  __m128i x0 = _mm_xor_si128(load(p), _mm_cvtsi32_si128(static_cast<int>(crc)));
+  __m128i x1 = load(p + 16), x2 = load(p + 32), x3 = load(p + 48);
+  p += 64;
+  size -= 64;
+  while (size >= 64) {
+    x0 = _mm_xor_si128(Fold(x0, constants.by_512), load(p));
+    x1 = _mm_xor_si128(Fold(x1, constants.by_512), load(p + 16));
+    x2 = _mm_xor_si128(Fold(x2, constants.by_512), load(p + 32));
+    x3 = _mm_xor_si128(Fold(x3, constants.by_512), load(p + 48));
+    p += 64;
+    size -= 64;
+  }
+  __m128i x = _mm_xor_si128(Fold(x0, constants.by_128), x1);
+  x = _mm_xor_si128(Fold(x, constants.by_128), x2);
+  x = _mm_xor_si128(Fold(x, constants.by_128), x3);
+  while (size >= 16) {
+    x = _mm_xor_si128(Fold(x, constants.by_128), load(p));
+    p += 16;
+    size -= 16;
+  }
+  unsigned char last[16];
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(last), x);
+  return RawTableCrc(RawTableCrc(0, last, 16), p, size);
+}
+
+#endif  // __x86_64__
+
+}  // namespace
+
+uint32_t Crc32Portable(uint32_t crc, const void* data, size_t size) {
+  return ~RawTableCrc(~crc, static_cast<const unsigned char*>(data), size);
+}
+
+uint32_t Crc32(uint32_t crc, const void* data, size_t size) {
+#if defined(__x86_64__)
+  static const bool has_pclmul = HasPclmul();
+  if (has_pclmul && size >= 64) return ~PclmulCrc(~crc, static_cast<const unsigned char*>(data), size);
+#endif
+  return Crc32Portable(crc, data, size);
+}
+
+}  // namespace dcplan::internal
