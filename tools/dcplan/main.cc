@@ -6,8 +6,11 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "tools/dcplan/convert_command.h"
 #include "tools/dcplan/demo_command.h"
+#include "tools/dcplan/inspect_command.h"
 #include "tools/dcplan/plan_command.h"
+#include "tools/dcplan/verify_command.h"
 
 namespace dcplan::tools {
 namespace {
@@ -29,6 +32,9 @@ struct Subcommand {
 constexpr Subcommand kSubcommands[] = {
     {"plan", "plan a save or load scenario given as JSON and print the plans", &PlanMain, &PlanHelp},
     {"demo", "save a sharded model from N ranks, load it resharded into M, verify", &DemoMain, &DemoHelp},
+    {"convert", "DCP checkpoint to one torch.save file and back (dcp_to_torch_save)", &ConvertMain, &ConvertHelp},
+    {"inspect", "show what a checkpoint holds: keys, dtypes, shapes, chunks, files", &InspectMain, &InspectHelp},
+    {"verify", "read and check every item of a checkpoint (bounds, checksums, decoding)", &VerifyMain, &VerifyHelp},
 };
 
 const Subcommand* FindSubcommand(absl::string_view name) {

@@ -1,0 +1,157 @@
+#include "tools/dcplan/checkpoint_report.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <system_error>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "api/filesystem.h"
+#include "api/pickle/metadata_pickle.h"
+#include "tools/dcplan/user_path.h"
+
+namespace dcplan::tools {
+namespace {
+
+namespace fs = std::filesystem;
+
+absl::StatusOr<std::string> ReadMetadataBytes(const std::string& directory) {
+  const fs::path path = fs::path(directory) / kMetadataFileName;
+  std::error_code error;
+  if (!fs::exists(path, error)) {
+    return absl::NotFoundError(absl::StrCat("no checkpoint in ", directory, " (.metadata missing)"));
+  }
+  std::ifstream file(path, std::ios::binary);
+  if (!file.is_open()) return absl::DataLossError(absl::StrCat("cannot open ", path.string()));
+  std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  if (file.bad()) return absl::DataLossError(absl::StrCat("cannot read ", path.string()));
+  return bytes;
+}
+
+DataFileEntry StatDataFile(const std::string& directory, const std::string& name, bool referenced) {
+  DataFileEntry entry;
+  entry.name = name;
+  entry.referenced = referenced;
+  std::error_code error;
+  const uintmax_t size = fs::file_size(fs::path(directory) / name, error);
+  if (error) {
+    entry.error = error.message();
+  } else {
+    entry.size = static_cast<int64_t>(size);
+  }
+  return entry;
+}
+
+std::vector<DataFileEntry> ListDataFiles(const std::string& directory, const Metadata& metadata) {
+  std::vector<DataFileEntry> files;
+  absl::flat_hash_set<std::string> named;
+  if (metadata.storage_data) {
+    for (const auto& [index, info] : *metadata.storage_data) {
+      if (named.insert(info.relative_path).second) files.push_back(StatDataFile(directory, info.relative_path, true));
+    }
+  }
+  std::vector<std::string> stray;
+  std::error_code error;
+  for (fs::directory_iterator it(directory, error), end; !error && it != end; it.increment(error)) {
+    const std::string name = it->path().filename().string();
+    if (absl::EndsWith(name, ".distcp") && !named.contains(name)) stray.push_back(name);
+  }
+  std::sort(stray.begin(), stray.end());
+  for (const std::string& name : stray) files.push_back(StatDataFile(directory, name, false));
+  return files;
+}
+
+void ReadChecksumState(CheckpointOverview* overview) {
+  absl::StatusOr<std::optional<ItemChecksums>> checksums = ReadItemChecksums(overview->directory);
+  if (!checksums.ok()) {
+    overview->checksum_state = ChecksumState::kDamaged;
+    overview->checksum_error = std::string(checksums.status().message());
+    return;
+  }
+  if (!checksums->has_value()) {
+    overview->checksum_state = ChecksumState::kAbsent;
+    return;
+  }
+  const std::optional<StorageMeta>& meta = overview->metadata.storage_meta;
+  const bool same_save = meta && meta->save_id && *meta->save_id == (*checksums)->save_id();
+  overview->checksum_state = same_save ? ChecksumState::kThisSave : ChecksumState::kOtherSave;
+  overview->checksums = std::move(*checksums);
+}
+
+bool IsFlag(const std::string& arg) { return arg.size() > 1 && arg[0] == '-'; }
+
+}  // namespace
+
+absl::StatusOr<CheckpointArgs> ParseCheckpointArgs(const std::vector<std::string>& args, bool allow_quiet) {
+  CheckpointArgs parsed;
+  if (args.size() == 1 && (args[0] == "--help" || args[0] == "-h")) {
+    parsed.help = true;
+    return parsed;
+  }
+  std::vector<std::string> directories;
+  for (const std::string& arg : args) {
+    if (arg == "--json") {
+      parsed.json = true;
+    } else if (arg == "--quiet" && allow_quiet) {
+      parsed.quiet = true;
+    } else if (IsFlag(arg)) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown argument \"", arg, "\""));
+    } else {
+      directories.push_back(arg);
+    }
+  }
+  if (directories.empty()) return absl::InvalidArgumentError("missing checkpoint directory DIR");
+  if (directories.size() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat("one checkpoint directory expected, got ", directories.size()));
+  }
+  parsed.directory = ResolveUserPath(directories[0]);
+  std::error_code error;
+  const fs::file_status status = fs::status(parsed.directory, error);
+  if (!fs::exists(status)) {
+    return absl::InvalidArgumentError(absl::StrCat(parsed.directory, " does not exist"));
+  }
+  if (!fs::is_directory(status)) {
+    return absl::InvalidArgumentError(absl::StrCat(parsed.directory, " is not a directory"));
+  }
+  return parsed;
+}
+
+absl::StatusOr<CheckpointOverview> ReadCheckpointOverview(const std::string& directory) {
+  absl::StatusOr<std::string> bytes = ReadMetadataBytes(directory);
+  if (!bytes.ok()) return bytes.status();
+  absl::StatusOr<Metadata> metadata = ParseMetadataPickle(*bytes, kMetadataFileName);
+  if (!metadata.ok()) return metadata.status();
+  CheckpointOverview overview;
+  overview.directory = directory;
+  overview.metadata = *std::move(metadata);
+  overview.data_files = ListDataFiles(directory, overview.metadata);
+  ReadChecksumState(&overview);
+  return overview;
+}
+
+std::string ItemName(const MetadataIndex& index) {
+  std::string name = absl::StrCat("'", index.fqn, "'");
+  if (index.offset) absl::StrAppend(&name, " chunk ", ShapeToString(*index.offset));
+  return name;
+}
+
+std::string ChecksumStateName(ChecksumState state) {
+  switch (state) {
+    case ChecksumState::kAbsent:
+      return "absent";
+    case ChecksumState::kThisSave:
+      return "present";
+    case ChecksumState::kOtherSave:
+      return "from another save (ignored)";
+    case ChecksumState::kDamaged:
+      return "damaged";
+  }
+  return "unknown";
+}
+
+}  // namespace dcplan::tools

@@ -1,0 +1,77 @@
+#ifndef DCPLAN_TOOLS_DCPLAN_CHECKPOINT_REPORT_H_
+#define DCPLAN_TOOLS_DCPLAN_CHECKPOINT_REPORT_H_
+
+// What `dcplan inspect` and `dcplan verify` share: their arguments, and the
+// overview of a checkpoint directory that needs no data file contents
+// (`.metadata`, data file sizes, the checksum side file).
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "api/item_reader.h"
+#include "engine/metadata.h"
+
+namespace dcplan::tools {
+
+// Exit statuses of `dcplan inspect` and `dcplan verify`.
+inline constexpr int kCheckpointOk = 0;
+inline constexpr int kCheckpointFault = 1;  // no or broken checkpoint
+inline constexpr int kCheckpointUsage = 2;  // bad arguments, DIR not a directory
+
+struct CheckpointArgs {
+  std::string directory;  // resolved with ResolveUserPath
+  bool help = false;
+  bool json = false;
+  bool quiet = false;
+};
+
+// Parses `DIR [--json] [--quiet]` (flags anywhere; --quiet only when
+// `allow_quiet`), or a lone `--help`/`-h`. Errors (InvalidArgument, a
+// sentence): unknown flag, no DIR, more than one DIR, DIR that does not exist
+// or is not a directory.
+absl::StatusOr<CheckpointArgs> ParseCheckpointArgs(const std::vector<std::string>& args, bool allow_quiet);
+
+// A data file of the checkpoint, with its size when it could be stat'ed.
+struct DataFileEntry {
+  std::string name;  // relative to the checkpoint directory
+  std::optional<int64_t> size;
+  std::string error;        // why there is no size (e.g. "No such file or directory")
+  bool referenced = true;   // named by storage_data (else a stray *.distcp file)
+};
+
+enum class ChecksumState {
+  kAbsent,     // no .dcplan_checksums (PyTorch wrote the checkpoint)
+  kThisSave,   // written with this .metadata: checked by verify
+  kOtherSave,  // left by another save: ignored, as FileSystemReader does
+  kDamaged,    // unreadable or corrupt (see error)
+};
+
+struct CheckpointOverview {
+  std::string directory;
+  Metadata metadata;
+  // Files named by storage_data in first-seen order, then other `*.distcp`
+  // files of the directory, sorted.
+  std::vector<DataFileEntry> data_files;
+  ChecksumState checksum_state = ChecksumState::kAbsent;
+  std::optional<ItemChecksums> checksums;  // kThisSave and kOtherSave
+  std::string checksum_error;              // kDamaged
+};
+
+// Reads `directory`'s `.metadata` and the sizes of its data files (never
+// their contents) and `.dcplan_checksums`. Errors: NotFound "no checkpoint in
+// D (.metadata missing)"; the metadata parser's InvalidArgument naming
+// '.metadata'; read errors naming the path.
+absl::StatusOr<CheckpointOverview> ReadCheckpointOverview(const std::string& directory);
+
+// "'w' chunk [4, 0]" for a tensor chunk, "'step'" for a bytes item.
+std::string ItemName(const MetadataIndex& index);
+
+// "present", "absent", "from another save (ignored)", "damaged".
+std::string ChecksumStateName(ChecksumState state);
+
+}  // namespace dcplan::tools
+
+#endif  // DCPLAN_TOOLS_DCPLAN_CHECKPOINT_REPORT_H_
