@@ -1,24 +1,32 @@
-// Planning benchmarks at scale.
+// Planning benchmarks at scale (issue #6).
 //
-// Save: an FSDP-style checkpoint of Llama-7B (291 tensors, each split along
-// dim 0 over all N ranks, uneven where N does not divide the rows, plus 3
-// replicated small tensors and 2 bytes values held by every rank) at N = 8,
-// 64, 512, 4096 ranks. Dedup, the global plan and validation are measured
+// Save scenarios (tools/bench/plan_scenarios.h), all Llama-7B shapes (291
+// bfloat16 tensors, plus 3 small whole tensors and 2 bytes values on every
+// rank):
+// - FSDP (FSDP2, DTensor Shard(0)): every tensor split along dim 0 over all N
+//   ranks with torch.chunk semantics, N = 8, 64, 512, 4096, 16384 (where
+//   the ceil(rows / N)-row pieces run out, the trailing ranks hold an empty
+//   piece, a replicated item that dedup collapses);
+// - TP8 x FSDP: column-parallel weights split on dim 0 by TP then by FSDP,
+//   row-parallel weights on dim 1 by TP and dim 0 by FSDP (2-D chunks), norms
+//   replicated over TP (dedup) and sharded by FSDP, N = 64, 512, 4096;
+// - DDP: every tensor whole on all 256 ranks (dedup-heavy).
+// Dedup (three policies), the global plan and validation are measured
 // separately, and together through CreateGlobalSavePlan (with its
-// SavePlanTimings as counters).
-//
-// Load: the N-rank checkpoint resharded onto N/2 ranks, each requesting its
-// own dim-0 rows of every tensor (per-rank planning time, on a sample of the
-// ranks at large N).
-//
-// Validation: one tensor of 100 000 chunks in four layouts.
+// SavePlanTimings as counters). Load: the checkpoint resharded onto FSDP over
+// N/2 ranks, each requesting its own dim-0 rows of every tensor (per-rank
+// planning time, on a sample of the ranks at large N). Validation alone: one
+// tensor of 100 000 chunks in four layouts.
 //
 //   bazel run -c opt //tools/bench:plan_bench
+//   bazel run -c opt //tools/bench:plan_bench -- --table   (markdown tables, plan_table.h)
+//
+// Benchmarks are registered world by world and only the current world is
+// kept in memory (16384-rank FSDP: about 4.8 M items).
 
 #include <chrono>
 #include <cstdint>
-#include <cstdlib>
-#include <map>
+#include <iostream>
 #include <memory>
 #include <string>
 #include <utility>
@@ -27,108 +35,60 @@
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
 #include "engine/dedup.h"
-#include "engine/description.h"
 #include "engine/load_planner.h"
 #include "engine/metadata.h"
 #include "engine/plan.h"
 #include "engine/save_planner.h"
 #include "engine/validate.h"
+#include "tools/bench/plan_scenarios.h"
+#include "tools/bench/plan_table.h"
 
 namespace dcplan {
+namespace bench {
 namespace {
 
-struct TensorSpec {
-  std::string fqn;
-  Shape size;
-};
-
-// Llama-7B's parameters: 1 + 32 * 9 + 2 = 291 tensors.
-std::vector<TensorSpec> Llama7B() {
-  constexpr int64_t kVocab = 32000, kHidden = 4096, kIntermediate = 11008;
-  std::vector<TensorSpec> specs = {{"model.embed_tokens.weight", {kVocab, kHidden}}};
-  for (int layer = 0; layer < 32; ++layer) {
-    const std::string prefix = absl::StrCat("model.layers.", layer, ".");
-    for (const char* proj : {"q_proj", "k_proj", "v_proj", "o_proj"}) {
-      specs.push_back({absl::StrCat(prefix, "self_attn.", proj, ".weight"), {kHidden, kHidden}});
-    }
-    specs.push_back({prefix + "mlp.gate_proj.weight", {kIntermediate, kHidden}});
-    specs.push_back({prefix + "mlp.up_proj.weight", {kIntermediate, kHidden}});
-    specs.push_back({prefix + "mlp.down_proj.weight", {kHidden, kIntermediate}});
-    specs.push_back({prefix + "input_layernorm.weight", {kHidden}});
-    specs.push_back({prefix + "post_attention_layernorm.weight", {kHidden}});
-  }
-  specs.push_back({"model.norm.weight", {kHidden}});
-  specs.push_back({"lm_head.weight", {kVocab, kHidden}});
-  return specs;
-}
-
-// Rows [rank * rows / ranks, (rank + 1) * rows / ranks): uneven when ranks
-// does not divide rows, never empty while rows >= ranks.
-ChunkBox RowShard(const Shape& size, int64_t rank, int64_t ranks) {
-  const int64_t begin = size[0] * rank / ranks;
-  const int64_t end = size[0] * (rank + 1) / ranks;
-  ChunkBox box{Shape(size.size(), 0), size};
-  box.offsets[0] = begin;
-  box.sizes[0] = end - begin;
-  return box;
-}
-
-TensorProperties Props(DType dtype) {
-  TensorProperties properties;
-  properties.dtype = dtype;
-  return properties;
-}
-
-// What one rank holds (save) or wants (load) in a world of `ranks`.
-StateDictDescription FsdpRank(const std::vector<TensorSpec>& specs, int64_t rank, int64_t ranks,
-                              bool with_replicated) {
-  StateDictDescription description;
-  description.values.reserve(specs.size() + 5);
-  for (const TensorSpec& spec : specs) {
-    description.values.InsertOrAssign(
-        spec.fqn, ShardedTensor{spec.size, Props(DType::kBFloat16), {RowShard(spec.size, rank, ranks)}});
-  }
-  if (with_replicated) {
-    description.values.InsertOrAssign("model.rotary_emb.inv_freq", WholeTensor{{64}, Props(DType::kFloat32)});
-    description.values.InsertOrAssign("scaler.scale", WholeTensor{{}, Props(DType::kFloat32)});
-    description.values.InsertOrAssign("ema.decay", WholeTensor{{1}, Props(DType::kFloat32)});
-    description.values.InsertOrAssign("step", OpaqueValue{8});
-    description.values.InsertOrAssign("rng_state", OpaqueValue{5056});
-  }
-  return description;
-}
-
-// Everything a save benchmark at N ranks needs, built once per N.
+// Everything the save benchmarks of one world need, built once.
 struct SaveFixture {
+  Scenario scenario;
   std::vector<SavePlan> local_plans;
   std::vector<SavePlan> deduped;
   GlobalPlanAndMetadata global;
   size_t items = 0;
 };
 
-const SaveFixture& SaveFixtureFor(int64_t ranks) {
-  static auto* fixtures = new std::map<int64_t, std::unique_ptr<SaveFixture>>();
-  std::unique_ptr<SaveFixture>& fixture = (*fixtures)[ranks];
-  // Worlds stay cached (about 1 GB at 4096 ranks): every benchmark family
-  // runs all world sizes in turn.
-  if (fixture) return *fixture;
-  fixture = std::make_unique<SaveFixture>();
-  const std::vector<TensorSpec> specs = Llama7B();
-  fixture->local_plans.reserve(ranks);
-  for (int64_t rank = 0; rank < ranks; ++rank) {
-    absl::StatusOr<SavePlan> plan = CreateLocalSavePlan(FsdpRank(specs, rank, ranks, true), rank == 0);
-    if (!plan.ok()) std::abort();
-    fixture->items += plan->items.size();
-    fixture->local_plans.push_back(*std::move(plan));
+std::string FixtureKey(const Scenario& scenario) { return absl::StrCat(ScenarioName(scenario), "/", scenario.ranks); }
+
+// The fixture of `scenario`, or nullptr (with the reason in *error) if the
+// scenario does not plan into a valid checkpoint.
+const SaveFixture* FixtureFor(const Scenario& scenario, std::string* error) {
+  static auto* current = new std::unique_ptr<SaveFixture>();
+  static auto* current_key = new std::string();
+  const std::string key = FixtureKey(scenario);
+  if (*current && *current_key == key) return current->get();
+  current->reset();  // free the previous world first
+  auto fixture = std::make_unique<SaveFixture>();
+  fixture->scenario = scenario;
+  absl::StatusOr<std::vector<SavePlan>> local = LocalSavePlans(scenario);
+  if (!local.ok()) {
+    *error = local.status().ToString();
+    return nullptr;
   }
+  fixture->local_plans = *std::move(local);
+  for (const SavePlan& plan : fixture->local_plans) fixture->items += plan.items.size();
   absl::StatusOr<DedupResult> deduped = DedupSavePlans(fixture->local_plans, DedupPolicy::kPyTorch);
-  if (!deduped.ok()) std::abort();
+  if (!deduped.ok() || !deduped->conflicts.empty()) {
+    *error = "dedup failed";
+    return nullptr;
+  }
   fixture->deduped = std::move(deduped->plans);
   fixture->global = CreateDefaultGlobalSavePlan(fixture->deduped, true);
   if (!fixture->global.problems.empty() || !ValidateMetadata(fixture->global.metadata.state_dict_metadata).empty()) {
-    std::abort();  // the scenario must be a valid checkpoint
+    *error = "the scenario is not a valid checkpoint";
+    return nullptr;
   }
-  return *fixture;
+  *current = std::move(fixture);
+  *current_key = key;
+  return current->get();
 }
 
 // The planning functions take their plans by value and move them through:
@@ -142,115 +102,126 @@ std::vector<SavePlan> UntimedCopy(benchmark::State& state, const std::vector<Sav
 }
 
 void SetItemCounters(benchmark::State& state, const SaveFixture& fixture) {
-  state.counters["ranks"] = static_cast<double>(state.range(0));
+  state.counters["ranks"] = static_cast<double>(fixture.scenario.ranks);
   state.counters["items"] = static_cast<double>(fixture.items);
+  state.counters["ns_per_item"] = benchmark::Counter(static_cast<double>(fixture.items),
+                                                     benchmark::Counter::kIsIterationInvariantRate |
+                                                         benchmark::Counter::kInvert);
 }
 
-void BM_SaveDedup(benchmark::State& state) {
-  const SaveFixture& fixture = SaveFixtureFor(state.range(0));
-  for (auto _ : state) {
-    absl::StatusOr<DedupResult> result =
-        DedupSavePlans(UntimedCopy(state, fixture.local_plans), DedupPolicy::kPyTorch);
-    benchmark::DoNotOptimize(result);
+// Runs `body(state, fixture)` on the fixture of `scenario`.
+template <typename Body>
+void WithFixture(benchmark::State& state, const Scenario& scenario, Body body) {
+  std::string error;
+  const SaveFixture* fixture = FixtureFor(scenario, &error);
+  if (fixture == nullptr) {
+    state.SkipWithError(error.c_str());
+    for (auto _ : state) {
+    }
+    return;
   }
-  SetItemCounters(state, fixture);
+  body(state, *fixture);
+  SetItemCounters(state, *fixture);
 }
 
-void BM_SaveDedupBalanced(benchmark::State& state) {
-  const SaveFixture& fixture = SaveFixtureFor(state.range(0));
-  for (auto _ : state) {
-    absl::StatusOr<DedupResult> result =
-        DedupSavePlans(UntimedCopy(state, fixture.local_plans), DedupPolicy::kBalanced);
-    benchmark::DoNotOptimize(result);
-  }
-  SetItemCounters(state, fixture);
+void SaveDedup(benchmark::State& state, const Scenario& scenario, DedupPolicy policy) {
+  WithFixture(state, scenario, [policy](benchmark::State& state, const SaveFixture& fixture) {
+    for (auto _ : state) {
+      absl::StatusOr<DedupResult> result = DedupSavePlans(UntimedCopy(state, fixture.local_plans), policy);
+      benchmark::DoNotOptimize(result);
+    }
+  });
 }
 
-void BM_SaveGlobalPlan(benchmark::State& state) {
-  const SaveFixture& fixture = SaveFixtureFor(state.range(0));
-  for (auto _ : state) {
-    GlobalPlanAndMetadata result = CreateDefaultGlobalSavePlan(UntimedCopy(state, fixture.deduped), true);
-    benchmark::DoNotOptimize(result);
-  }
-  SetItemCounters(state, fixture);
+void SaveGlobalPlan(benchmark::State& state, const Scenario& scenario) {
+  WithFixture(state, scenario, [](benchmark::State& state, const SaveFixture& fixture) {
+    for (auto _ : state) {
+      GlobalPlanAndMetadata result = CreateDefaultGlobalSavePlan(UntimedCopy(state, fixture.deduped), true);
+      benchmark::DoNotOptimize(result);
+    }
+  });
 }
 
-void BM_SaveValidate(benchmark::State& state) {
-  const SaveFixture& fixture = SaveFixtureFor(state.range(0));
-  for (auto _ : state) {
-    std::vector<PlanProblem> problems = ValidateMetadata(fixture.global.metadata.state_dict_metadata);
-    benchmark::DoNotOptimize(problems);
-  }
-  SetItemCounters(state, fixture);
+void SaveValidate(benchmark::State& state, const Scenario& scenario) {
+  WithFixture(state, scenario, [](benchmark::State& state, const SaveFixture& fixture) {
+    for (auto _ : state) {
+      std::vector<PlanProblem> problems = ValidateMetadata(fixture.global.metadata.state_dict_metadata);
+      benchmark::DoNotOptimize(problems);
+    }
+  });
 }
 
 // The coordinator's whole step; the counters are SavePlanTimings' per-step
 // milliseconds, averaged over the iterations.
-void BM_SaveCreateGlobalSavePlan(benchmark::State& state) {
-  const SaveFixture& fixture = SaveFixtureFor(state.range(0));
-  SavePlannerOptions options;
-  options.flatten_state_dict = false;
-  SavePlanTimings total;
-  for (auto _ : state) {
-    SavePlanTimings timings;
-    absl::StatusOr<GlobalSavePlan> result =
-        CreateGlobalSavePlan(UntimedCopy(state, fixture.local_plans), options, &timings);
-    if (!result.ok() || !result->valid()) state.SkipWithError("the global plan is not valid");
-    benchmark::DoNotOptimize(result);
-    total.dedup_ms += timings.dedup_ms;
-    total.global_plan_ms += timings.global_plan_ms;
-    total.validate_ms += timings.validate_ms;
-  }
-  SetItemCounters(state, fixture);
-  state.counters["dedup_ms"] = benchmark::Counter(total.dedup_ms, benchmark::Counter::kAvgIterations);
-  state.counters["global_plan_ms"] = benchmark::Counter(total.global_plan_ms, benchmark::Counter::kAvgIterations);
-  state.counters["validate_ms"] = benchmark::Counter(total.validate_ms, benchmark::Counter::kAvgIterations);
+void SaveCreateGlobalSavePlan(benchmark::State& state, const Scenario& scenario) {
+  WithFixture(state, scenario, [](benchmark::State& state, const SaveFixture& fixture) {
+    SavePlannerOptions options;
+    options.flatten_state_dict = false;
+    SavePlanTimings total;
+    for (auto _ : state) {
+      SavePlanTimings timings;
+      absl::StatusOr<GlobalSavePlan> result =
+          CreateGlobalSavePlan(UntimedCopy(state, fixture.local_plans), options, &timings);
+      if (!result.ok() || !result->valid()) state.SkipWithError("the global plan is not valid");
+      benchmark::DoNotOptimize(result);
+      total.dedup_ms += timings.dedup_ms;
+      total.global_plan_ms += timings.global_plan_ms;
+      total.validate_ms += timings.validate_ms;
+    }
+    state.counters["dedup_ms"] = benchmark::Counter(total.dedup_ms, benchmark::Counter::kAvgIterations);
+    state.counters["global_plan_ms"] = benchmark::Counter(total.global_plan_ms, benchmark::Counter::kAvgIterations);
+    state.counters["validate_ms"] = benchmark::Counter(total.validate_ms, benchmark::Counter::kAvgIterations);
+  });
 }
 
-// Ranks of an N/2-rank world plan their loads of the N-rank checkpoint, each
-// requesting its own dim-0 rows of every tensor. Every rank plans alone, so
-// the benchmark plans an evenly spaced sample of at most kMaxPlannedRanks of
-// them (all of them up to N = 128): `per_rank_ms` is one rank's planning
-// time, `all_ranks_ms` the sum over the whole world (per_rank_ms * N/2).
+// Ranks of the resharded world (ReshardTarget: FSDP over N/2 ranks) plan
+// their loads of the N-rank checkpoint. Every rank plans alone, so the
+// benchmark plans an evenly spaced sample of at most kMaxPlannedRanks of them:
+// `per_rank_ms` is one rank's planning time, `all_ranks_ms` the sum over the
+// whole world (per_rank_ms * N/2).
 constexpr int64_t kMaxPlannedRanks = 64;
 
-void BM_LoadReshardToHalf(benchmark::State& state) {
-  const int64_t ranks = state.range(0);
-  const int64_t load_ranks = ranks > 1 ? ranks / 2 : 1;
-  const SaveFixture& fixture = SaveFixtureFor(ranks);
-  Metadata metadata;
-  metadata.state_dict_metadata = fixture.global.metadata.state_dict_metadata;
-  const std::vector<TensorSpec> specs = Llama7B();
-  const int64_t stride = (load_ranks + kMaxPlannedRanks - 1) / kMaxPlannedRanks;
-  std::vector<std::pair<int64_t, StateDictDescription>> requests;
-  for (int64_t rank = 0; rank < load_ranks; rank += stride) {
-    requests.emplace_back(rank, FsdpRank(specs, rank, load_ranks, true));
-  }
-  size_t read_items = 0;
-  std::chrono::duration<double, std::milli> planning{0};
-  for (auto _ : state) {
-    read_items = 0;
-    const auto start = std::chrono::steady_clock::now();
-    for (const auto& [rank, request] : requests) {
-      LocalLoadPlan local = CreateLocalLoadPlan(request, metadata, LoadPlannerOptions(), rank);
-      if (!local.errors.empty()) state.SkipWithError("unexpected load error");
-      read_items += local.plan.items.size();
-      benchmark::DoNotOptimize(local);
+void LoadReshard(benchmark::State& state, const Scenario& scenario) {
+  WithFixture(state, scenario, [](benchmark::State& state, const SaveFixture& fixture) {
+    Metadata metadata;
+    metadata.state_dict_metadata = fixture.global.metadata.state_dict_metadata;
+    const Scenario target = ReshardTarget(fixture.scenario);
+    const int64_t stride = (target.ranks + kMaxPlannedRanks - 1) / kMaxPlannedRanks;
+    std::vector<std::pair<int64_t, StateDictDescription>> requests;
+    for (int64_t rank = 0; rank < target.ranks; rank += stride) {
+      absl::StatusOr<StateDictDescription> request = SaveDescription(target, rank);
+      if (!request.ok()) {
+        state.SkipWithError("cannot describe the load");
+        return;
+      }
+      requests.emplace_back(rank, *std::move(request));
     }
-    planning += std::chrono::steady_clock::now() - start;
-  }
-  const double per_rank_ms = planning.count() / static_cast<double>(state.iterations() * requests.size());
-  state.counters["per_rank_ms"] = per_rank_ms;
-  state.counters["all_ranks_ms"] = per_rank_ms * static_cast<double>(load_ranks);
-  state.counters["load_ranks"] = static_cast<double>(load_ranks);
-  state.counters["planned_ranks"] = static_cast<double>(requests.size());
-  state.counters["read_items_per_rank"] = static_cast<double>(read_items) / requests.size();
+    size_t read_items = 0;
+    std::chrono::duration<double, std::milli> planning{0};
+    for (auto _ : state) {
+      read_items = 0;
+      const auto start = std::chrono::steady_clock::now();
+      for (const auto& request : requests) {
+        LocalLoadPlan local = CreateLocalLoadPlan(request.second, metadata, LoadPlannerOptions(), request.first);
+        if (!local.errors.empty()) state.SkipWithError("unexpected load error");
+        read_items += local.plan.items.size();
+        benchmark::DoNotOptimize(local);
+      }
+      planning += std::chrono::steady_clock::now() - start;
+    }
+    const double per_rank_ms = planning.count() / static_cast<double>(state.iterations() * requests.size());
+    state.counters["per_rank_ms"] = per_rank_ms;
+    state.counters["all_ranks_ms"] = per_rank_ms * static_cast<double>(target.ranks);
+    state.counters["load_ranks"] = static_cast<double>(target.ranks);
+    state.counters["planned_ranks"] = static_cast<double>(requests.size());
+    state.counters["read_items_per_rank"] = static_cast<double>(read_items) / requests.size();
+  });
 }
 
 // One tensor of 100 000 chunks.
-TensorStorageMetadata Layout(int layout) {
+TensorStorageMetadata ChunkLayout(int layout) {
   TensorStorageMetadata tensor;
-  tensor.properties = Props(DType::kBFloat16);
+  tensor.properties.dtype = DType::kBFloat16;
   switch (layout) {
     case 0:  // 1-D: 100 000 runs of 10 elements
       tensor.size = {1'000'000};
@@ -280,7 +251,7 @@ TensorStorageMetadata Layout(int layout) {
 
 void BM_ValidateTensor100kChunks(benchmark::State& state) {
   static const char* const kNames[] = {"1-D", "column split", "2-D grid", "3-D grid"};
-  const TensorStorageMetadata tensor = Layout(static_cast<int>(state.range(0)));
+  const TensorStorageMetadata tensor = ChunkLayout(static_cast<int>(state.range(0)));
   state.SetLabel(kNames[state.range(0)]);
   for (auto _ : state) {
     std::vector<PlanProblem> problems = ValidateTensor("w", tensor);
@@ -290,18 +261,53 @@ void BM_ValidateTensor100kChunks(benchmark::State& state) {
   state.counters["chunks"] = static_cast<double>(tensor.chunks.size());
 }
 
-void WorldSizes(benchmark::internal::Benchmark* b) {
-  for (int64_t ranks : {8, 64, 512, 4096}) b->Arg(ranks);
-  b->Unit(benchmark::kMillisecond);
-}
-
-BENCHMARK(BM_SaveDedup)->Apply(WorldSizes);
-BENCHMARK(BM_SaveDedupBalanced)->Apply(WorldSizes);
-BENCHMARK(BM_SaveGlobalPlan)->Apply(WorldSizes);
-BENCHMARK(BM_SaveValidate)->Apply(WorldSizes);
-BENCHMARK(BM_SaveCreateGlobalSavePlan)->Apply(WorldSizes);
-BENCHMARK(BM_LoadReshardToHalf)->Apply(WorldSizes);
 BENCHMARK(BM_ValidateTensor100kChunks)->DenseRange(0, 3)->Unit(benchmark::kMillisecond);
 
+void RegisterWorld(const Scenario& scenario) {
+  const std::string suffix = absl::StrCat("/", ScenarioName(scenario), "/", scenario.ranks);
+  auto add = [](benchmark::internal::Benchmark* b) { b->Unit(benchmark::kMillisecond); };
+  for (DedupPolicy policy : {DedupPolicy::kPyTorch, DedupPolicy::kLowestRank, DedupPolicy::kBalanced}) {
+    add(benchmark::RegisterBenchmark(absl::StrCat("BM_SaveDedup_", DedupPolicyName(policy), suffix).c_str(),
+                                     SaveDedup, scenario, policy));
+  }
+  add(benchmark::RegisterBenchmark(("BM_SaveGlobalPlan" + suffix).c_str(), SaveGlobalPlan, scenario));
+  add(benchmark::RegisterBenchmark(("BM_SaveValidate" + suffix).c_str(), SaveValidate, scenario));
+  add(benchmark::RegisterBenchmark(("BM_SaveCreateGlobalSavePlan" + suffix).c_str(), SaveCreateGlobalSavePlan,
+                                   scenario));
+  add(benchmark::RegisterBenchmark(("BM_LoadReshardToHalf" + suffix).c_str(), LoadReshard, scenario));
+}
+
+void RegisterWorlds() {
+  const std::vector<TensorSpec> llama = Llama7B();
+  auto world = [&](Parallelism parallelism, int64_t ranks) {
+    Scenario scenario;
+    scenario.parallelism = parallelism;
+    scenario.ranks = ranks;
+    scenario.tp_degree = parallelism == Parallelism::kTpFsdp ? 8 : 1;
+    scenario.model = llama;
+    RegisterWorld(scenario);
+  };
+  for (int64_t ranks : {8, 64, 512, 4096, 16384}) world(Parallelism::kFsdp, ranks);
+  for (int64_t ranks : {64, 512, 4096}) world(Parallelism::kTpFsdp, ranks);
+  world(Parallelism::kDdp, 256);
+}
+
 }  // namespace
+}  // namespace bench
 }  // namespace dcplan
+
+int main(int argc, char** argv) {
+  dcplan::bench::TableOptions options;
+  absl::StatusOr<bool> table = dcplan::bench::ParseTableFlags(&argc, argv, &options);
+  if (!table.ok()) {
+    std::cerr << "plan_bench: bad flag " << table.status().message() << "\n";
+    return 2;
+  }
+  if (*table) return dcplan::bench::RunPlanTables(options, std::cout, std::cerr);
+  dcplan::bench::RegisterWorlds();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
