@@ -21,6 +21,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "api/internal/checksums.h"
+#include "api/internal/crc32.h"
 #include "api/internal/tensor_pickle.h"
 #include "api/internal/torch_zip.h"
 

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "api/internal/checksums.h"
+#include "api/internal/crc32.h"
 #include "api/internal/tensor_pickle.h"
 #include "gtest/gtest.h"
 

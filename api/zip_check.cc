@@ -12,6 +12,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "api/internal/crc32.h"
 
 namespace dcplan {
 namespace {
@@ -32,22 +33,6 @@ constexpr uint64_t kZip64LocatorSize = 20;
 constexpr uint64_t kZip64EndMinimumSize = 56;
 constexpr uint16_t kSaturated16 = 0xFFFF;
 constexpr uint32_t kSaturated32 = 0xFFFFFFFF;
-
-// The eight tables of slicing-by-8 CRC-32.
-using CrcTables = std::array<std::array<uint32_t, 256>, 8>;
-
-CrcTables MakeCrcTables() {
-  CrcTables tables{};
-  for (uint32_t byte = 0; byte < 256; ++byte) {
-    uint32_t crc = byte;
-    for (int bit = 0; bit < 8; ++bit) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
-    tables[0][byte] = crc;
-  }
-  for (uint32_t byte = 0; byte < 256; ++byte) {
-    for (size_t k = 1; k < 8; ++k) tables[k][byte] = (tables[k - 1][byte] >> 8) ^ tables[0][tables[k - 1][byte] & 0xFF];
-  }
-  return tables;
-}
 
 absl::Status Corrupt(absl::string_view what) { return absl::DataLossError(absl::StrCat("zip archive: ", what)); }
 
@@ -343,20 +328,7 @@ absl::Status CheckRecord(const Fields& zip, const Record& record, uint64_t next)
 }  // namespace
 
 uint32_t Crc32(absl::string_view bytes, uint32_t crc) {
-  static const CrcTables tables = MakeCrcTables();
-  const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
-  size_t n = bytes.size();
-  crc = ~crc;
-  while (n >= 8) {
-    const uint32_t low = crc ^ (uint32_t{data[0]} | uint32_t{data[1]} << 8 | uint32_t{data[2]} << 16 |
-                                uint32_t{data[3]} << 24);
-    crc = tables[7][low & 0xFF] ^ tables[6][(low >> 8) & 0xFF] ^ tables[5][(low >> 16) & 0xFF] ^
-          tables[4][low >> 24] ^ tables[3][data[4]] ^ tables[2][data[5]] ^ tables[1][data[6]] ^ tables[0][data[7]];
-    data += 8;
-    n -= 8;
-  }
-  while (n-- > 0) crc = (crc >> 8) ^ tables[0][(crc ^ *data++) & 0xFF];
-  return ~crc;
+  return internal::Crc32(crc, bytes.data(), bytes.size());
 }
 
 absl::Status CheckZipArchive(absl::string_view archive) {

@@ -91,15 +91,6 @@ class AsyncXxh3 {
   std::unique_ptr<State> state_;
 };
 
-// The CRC-32 of ZIP (and zlib's crc32()): polynomial 0xEDB88320 (reflected),
-// pre- and post-inverted, so that Crc32(Crc32(0, a), b) == Crc32(0, a + b)
-// and Crc32(0, "123456789") == 0xCBF43926. Uses carry-less multiplication
-// (PCLMULQDQ) when the CPU has it, else tables eight bytes at a time.
-uint32_t Crc32(uint32_t crc, const void* data, size_t size);
-
-// The table-driven CRC-32 alone (same result as Crc32): for tests.
-uint32_t Crc32Portable(uint32_t crc, const void* data, size_t size);
-
 }  // namespace dcplan::internal
 
 #endif  // DCPLAN_API_INTERNAL_CHECKSUMS_H_

@@ -1,4 +1,4 @@
-// CRC-32 (ZIP / zlib polynomial) for api/internal/checksums.h.
+// CRC-32 (ZIP / zlib polynomial): api/internal/crc32.h.
 //
 // The fast path folds the message 64 bytes at a time with carry-less
 // multiplication: a 128-bit block A that lies D bits before the end of the
@@ -8,14 +8,16 @@
 // run through the table algorithm. The folding constants are computed (not
 // copied) from the polynomial when first used.
 
-#include <cpuid.h>
-#include <immintrin.h>
-
 #include <array>
 #include <cstdint>
 #include <cstring>
 
-#include "api/internal/checksums.h"
+#include "api/internal/crc32.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
 
 namespace dcplan::internal {
 namespace {

@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "api/internal/checksums.h"
+#include "api/internal/crc32.h"
 
 namespace dcplan::internal {
 namespace {
