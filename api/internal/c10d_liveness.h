@@ -12,6 +12,12 @@
 // frozen), whatever its collectives were doing. A process killed with
 // SIGKILL stops its heartbeat with it.
 //
+// Only one survivor (the first to claim it in the store) samples; the others
+// wait for its verdict, so the store serves O(world_size) requests after a
+// failure rather than O(world_size^2). A survivor whose leader does not post
+// a verdict in time samples by itself. There is one verdict per store: after
+// a first failure the coordinators are broken anyway.
+//
 // The store is served by rank 0's process, so when the store itself is
 // unreachable the report names rank 0. Because a rank 0 that merely returns
 // its error and exits would also take the store away, rank 0 waits after its
@@ -20,11 +26,12 @@
 //
 // Cost: one small store write per rank and interval (4096 ranks at the
 // default 1 s are 4096 increments per second at the store), and after a
-// failure about 2.5 intervals plus 2 * world_size store reads.
+// failure about 2.5 intervals plus 2 * world_size store reads (by the leader).
 
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -62,8 +69,18 @@ class RankLiveness {
 
  private:
   void Beat();
+  // What DescribeUnresponsiveRanks says, and how many ranks were alive (0
+  // when the store was unreachable).
+  struct Verdict {
+    int64_t alive = 0;
+    std::string text;
+  };
+  Verdict SampleHeartbeats();
+  // The verdict of the leading survivor (sampled by this rank if it leads);
+  // nullopt if none arrived.
+  std::optional<Verdict> LeadersVerdict();
   void ReportDiagnosed();
-  void WaitForOtherDiagnoses(const std::vector<int64_t>& before, const std::vector<int64_t>& after);
+  void WaitForOtherDiagnoses(int64_t alive);
   void HeartbeatLoop();
   std::string Key(int64_t rank) const;
 
