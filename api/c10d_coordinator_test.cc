@@ -82,18 +82,14 @@ std::vector<RankRun> RunRanks(const std::string& scenario, int64_t world_size, a
     const std::string stem = absl::StrCat(TempDir(), "/", scenario, "_", *port, "_rank", rank);
     report_paths.push_back(stem + ".report");
     std::remove(report_paths.back().c_str());
-    specs.push_back(internal::ProcessSpec{
-        {*self},
-        {{internal::kRankScenarioEnv, scenario},
-         {internal::kRankReportEnv, report_paths.back()},
-         {internal::kRankTimeoutMsEnv, absl::StrCat(absl::ToInt64Milliseconds(timeout))},
-         {internal::kRankStartDirEnv, start_dir},
-         {internal::kRankStartedEnv, absl::StrCat(ranks->size())},
-         {"RANK", absl::StrCat(rank)},
-         {"WORLD_SIZE", absl::StrCat(world_size)},
-         {"MASTER_ADDR", "127.0.0.1"},
-         {"MASTER_PORT", absl::StrCat(*port)}},
-        stem + ".log"});
+    internal::ProcessSpec spec{{*self}, internal::LoopbackRankEnv(rank, world_size, *port), stem + ".log"};
+    spec.env.insert(spec.env.end(),
+                    {{internal::kRankScenarioEnv, scenario},
+                     {internal::kRankReportEnv, report_paths.back()},
+                     {internal::kRankTimeoutMsEnv, absl::StrCat(absl::ToInt64Milliseconds(timeout))},
+                     {internal::kRankStartDirEnv, start_dir},
+                     {internal::kRankStartedEnv, absl::StrCat(ranks->size())}});
+    specs.push_back(std::move(spec));
   }
   absl::StatusOr<std::vector<internal::ProcessOutcome>> outcomes = internal::RunProcesses(specs, kProcessDeadline);
   if (!outcomes.ok()) {

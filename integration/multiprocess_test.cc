@@ -258,15 +258,12 @@ std::vector<RankRun> RunRanks(const std::string& scenario, int64_t world_size, c
     fs::remove(stems.back() + ".report");
     internal::ProcessSpec spec;
     spec.argv = {*self};
-    spec.env = {{"RANK", absl::StrCat(rank)},
-                {"WORLD_SIZE", absl::StrCat(world_size)},
-                {"MASTER_ADDR", "127.0.0.1"},
-                {"MASTER_PORT", absl::StrCat(*port)},
-                {kScenarioEnv, scenario},
+    spec.env = internal::LoopbackRankEnv(rank, world_size, *port);
+    spec.env.insert(spec.env.end(), {{kScenarioEnv, scenario},
                 {kDirEnv, dir},
                 {kReportEnv, stems.back() + ".report"},
                 {kTimeoutMsEnv, absl::StrCat(absl::ToInt64Milliseconds(timeout))},
-                {kFaultRankEnv, fault_rank}};
+                                     {kFaultRankEnv, fault_rank}});
     spec.output_path = stems.back() + ".log";
     specs.push_back(std::move(spec));
   }

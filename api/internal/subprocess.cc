@@ -159,6 +159,13 @@ absl::StatusOr<std::string> CurrentExecutable() {
   return std::string(buffer.data(), length);
 }
 
+std::vector<std::pair<std::string, std::string>> LoopbackRankEnv(int64_t rank, int64_t world_size, int port) {
+  return {{"RANK", absl::StrCat(rank)},
+          {"WORLD_SIZE", absl::StrCat(world_size)},
+          {"MASTER_ADDR", "127.0.0.1"},
+          {"MASTER_PORT", absl::StrCat(port)}};
+}
+
 absl::StatusOr<int> PickFreeLoopbackPort() {
   // Below the kernel's ephemeral range no outgoing connection (and no bind
   // to port 0, as Gloo's listeners do) can take the port before the caller

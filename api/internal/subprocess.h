@@ -28,6 +28,11 @@ absl::StatusOr<std::string> CurrentExecutable();
 // Falls back to the kernel's pick (port 0) if that range leaves no room.
 absl::StatusOr<int> PickFreeLoopbackPort();
 
+// The environment an env:// launcher (torchrun) gives rank `rank` of
+// `world_size` ranks meeting on this machine at `port`: RANK, WORLD_SIZE,
+// MASTER_ADDR=127.0.0.1, MASTER_PORT (what C10dOptionsFromEnv reads).
+std::vector<std::pair<std::string, std::string>> LoopbackRankEnv(int64_t rank, int64_t world_size, int port);
+
 struct ProcessSpec {
   std::vector<std::string> argv;  // argv[0] is the executable's path
   // Set on top of (replacing same-named variables of) the parent's environment.

@@ -414,10 +414,7 @@ CaseResult RunCase(const std::string& kind, const std::string& dir, int64_t proc
     spec.argv = {*self, "--child", kind, "--dir", dir, "--report", reports.back(), "--gib",
                  absl::StrCat(options.gib), "--procs", absl::StrCat(procs)};
     if (procs > 1) {
-      spec.env = {{"RANK", absl::StrCat(rank)},
-                  {"WORLD_SIZE", absl::StrCat(procs)},
-                  {"MASTER_ADDR", "127.0.0.1"},
-                  {"MASTER_PORT", absl::StrCat(*port)}};
+      spec.env = internal::LoopbackRankEnv(rank, procs, *port);
     }
     spec.output_path = logs.back();
     specs.push_back(std::move(spec));

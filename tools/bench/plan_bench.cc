@@ -278,18 +278,7 @@ void RegisterWorld(const Scenario& scenario) {
 }
 
 void RegisterWorlds() {
-  const std::vector<TensorSpec> llama = Llama7B();
-  auto world = [&](Parallelism parallelism, int64_t ranks) {
-    Scenario scenario;
-    scenario.parallelism = parallelism;
-    scenario.ranks = ranks;
-    scenario.tp_degree = parallelism == Parallelism::kTpFsdp ? 8 : 1;
-    scenario.model = llama;
-    RegisterWorld(scenario);
-  };
-  for (int64_t ranks : {8, 64, 512, 4096, 16384}) world(Parallelism::kFsdp, ranks);
-  for (int64_t ranks : {64, 512, 4096}) world(Parallelism::kTpFsdp, ranks);
-  world(Parallelism::kDdp, 256);
+  for (const Scenario& scenario : ScalingScenarios()) RegisterWorld(scenario);
 }
 
 }  // namespace

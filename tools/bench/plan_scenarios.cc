@@ -115,6 +115,24 @@ std::vector<TensorSpec> Llama7B() {
   return specs;
 }
 
+Scenario MakeScenario(Parallelism parallelism, int64_t ranks, std::vector<TensorSpec> model) {
+  Scenario scenario;
+  scenario.parallelism = parallelism;
+  scenario.ranks = ranks;
+  scenario.tp_degree = parallelism == Parallelism::kTpFsdp ? 8 : 1;
+  scenario.model = std::move(model);
+  return scenario;
+}
+
+std::vector<Scenario> ScalingScenarios() {
+  const std::vector<TensorSpec> llama = Llama7B();
+  std::vector<Scenario> scenarios;
+  for (int64_t ranks : {8, 64, 512, 4096, 16384}) scenarios.push_back(MakeScenario(Parallelism::kFsdp, ranks, llama));
+  for (int64_t ranks : {64, 512, 4096}) scenarios.push_back(MakeScenario(Parallelism::kTpFsdp, ranks, llama));
+  scenarios.push_back(MakeScenario(Parallelism::kDdp, 256, llama));
+  return scenarios;
+}
+
 std::string ScenarioName(const Scenario& scenario) {
   switch (scenario.parallelism) {
     case Parallelism::kFsdp:

@@ -68,6 +68,14 @@ struct Scenario {
   bool with_extras = true;
 };
 
+// The benchmarks' worlds: `model` over `ranks` ranks, TP degree 8 for
+// kTpFsdp (1 otherwise), with extras.
+Scenario MakeScenario(Parallelism parallelism, int64_t ranks, std::vector<TensorSpec> model);
+
+// The worlds the scaling benchmarks run, on Llama-7B: FSDP at 8, 64, 512,
+// 4096 and 16384 ranks, TP8xFSDP at 64, 512 and 4096, DDP at 256.
+std::vector<Scenario> ScalingScenarios();
+
 // "FSDP", "TP8xFSDP64", "DDP".
 std::string ScenarioName(const Scenario& scenario);
 

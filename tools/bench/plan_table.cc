@@ -263,18 +263,8 @@ int RunPlanTables(const TableOptions& options, std::ostream& out, std::ostream& 
   const auto wall_start = std::chrono::steady_clock::now();
   const double cpu_start = ThreadCpuMs();
   const std::vector<TensorSpec> llama = Llama7B();
-  auto scenario = [&](Parallelism parallelism, int64_t ranks) {
-    Scenario s;
-    s.parallelism = parallelism;
-    s.ranks = ranks;
-    s.tp_degree = parallelism == Parallelism::kTpFsdp ? 8 : 1;
-    s.model = llama;
-    return s;
-  };
-  std::vector<Scenario> scaling;
-  for (int64_t ranks : {8, 64, 512, 4096, 16384}) scaling.push_back(scenario(Parallelism::kFsdp, ranks));
-  for (int64_t ranks : {64, 512, 4096}) scaling.push_back(scenario(Parallelism::kTpFsdp, ranks));
-  scaling.push_back(scenario(Parallelism::kDdp, 256));
+  auto scenario = [&](Parallelism parallelism, int64_t ranks) { return MakeScenario(parallelism, ranks, llama); };
+  const std::vector<Scenario> scaling = ScalingScenarios();
   // DDP on 16 ranks: the bound (1/16 of the model) exceeds the largest
   // tensor, so the policies' assignments, not one tensor, set the maximum.
   const std::vector<Scenario> balance = {scenario(Parallelism::kDdp, 256), scenario(Parallelism::kDdp, 16),

@@ -140,10 +140,7 @@ PhaseResult RunPhase(const std::string& phase, int64_t ranks, const std::string&
                  absl::StrCat(options.scale_mib), "--report", reports.back(), "--timeout-ms",
                  absl::StrCat(absl::ToInt64Milliseconds(options.timeout))};
     if (options.overwrite) spec.argv.push_back("--overwrite");
-    spec.env = {{"RANK", absl::StrCat(rank)},
-                {"WORLD_SIZE", absl::StrCat(ranks)},
-                {"MASTER_ADDR", "127.0.0.1"},
-                {"MASTER_PORT", absl::StrCat(*port)}};
+    spec.env = internal::LoopbackRankEnv(rank, ranks, *port);
     spec.output_path = logs.back();
     specs.push_back(std::move(spec));
   }
