@@ -7,6 +7,8 @@ local_repository(name = "dcplan", path = P) and calls
 dcplan_dependencies(dcplan_path = P).
 """
 
+load("//third_party:venv.bzl", "dcplan_venv")
+
 def _maybe(rule, name, **kwargs):
     if name not in native.existing_rules():
         rule(name = name, **kwargs)
@@ -41,3 +43,6 @@ def dcplan_dependencies(dcplan_path = "."):
     }
     for name, (path, build) in libs.items():
         _maybe(native.new_local_repository, name, path = path, build_file = _build_file(build))
+
+    # PyTorch 2.13 and friends for the interop tests (tools/setup makes it).
+    _maybe(dcplan_venv, "dcplan_venv")
