@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
@@ -19,6 +20,7 @@
 #include "absl/time/time.h"
 #include "api/c10d_coordinator.h"
 #include "api/internal/c10d_failures.h"
+#include "api/internal/torch_compat.h"
 
 namespace dcplan {
 namespace {
@@ -79,6 +81,26 @@ std::shared_ptr<::gloo::transport::Device> GlooDevice(const C10dOptions& options
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
 
+// A process group whose collectives run on Gloo, for CPU tensors.
+c10::intrusive_ptr<c10d::ProcessGroup> GlooProcessGroup(const c10::intrusive_ptr<c10d::Store>& store,
+                                                        const C10dOptions& options,
+                                                        std::chrono::milliseconds timeout) {
+  auto gloo_options = c10d::ProcessGroupGloo::Options::create(timeout);
+  gloo_options->devices.push_back(GlooDevice(options));
+  gloo_options->threads = 2;
+  const int rank = static_cast<int>(options.rank);
+  const int size = static_cast<int>(options.world_size);
+#if DCPLAN_TORCH_C10D_HAS_BACKENDS
+  auto backend = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, gloo_options);
+  auto group = c10::make_intrusive<c10d::ProcessGroup>(store, rank, size);
+  group->setBackend(c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO, backend);
+  group->setDefaultBackend(c10d::ProcessGroup::BackendType::GLOO);
+  return group;
+#else
+  return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, gloo_options);
+#endif
+}
+
 }  // namespace
 
 absl::StatusOr<C10dOptions> C10dOptionsFromEnv() {
@@ -124,12 +146,9 @@ absl::StatusOr<std::unique_ptr<C10dCoordinator>> ConnectC10d(const C10dOptions& 
         store_options.numWorkers = static_cast<size_t>(options.world_size);
         store_options.waitWorkers = true;
         store_options.timeout = timeout;
-        auto store = c10::make_intrusive<c10d::TCPStore>(options.master_addr, store_options);
-        auto gloo_options = c10d::ProcessGroupGloo::Options::create(timeout);
-        gloo_options->devices.push_back(GlooDevice(options));
-        gloo_options->threads = 2;
-        group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, static_cast<int>(options.rank),
-                                                            static_cast<int>(options.world_size), gloo_options);
+        c10::intrusive_ptr<c10d::Store> store =
+            c10::make_intrusive<c10d::TCPStore>(options.master_addr, store_options);
+        group = GlooProcessGroup(store, options, timeout);
         if (options.heartbeat_interval > absl::ZeroDuration()) {
           // A client of its own, so heartbeats never queue behind the
           // process group's use of the store.

@@ -1,9 +1,9 @@
 #include "api/dtype_conversion.h"
 
-#include <array>
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
+#include "api/internal/torch_compat.h"
 
 namespace dcplan {
 namespace {
@@ -13,9 +13,11 @@ struct DTypePair {
   c10::ScalarType scalar_type;
 };
 
-// Every scalar type of LibTorch 1.13 (c10/core/ScalarType.h) that a tensor can
-// have, with its DCP dtype.
-constexpr std::array<DTypePair, 18> kPairs = {{
+// Every scalar type of this LibTorch that a tensor can have and DCP can
+// record, with its DCP dtype. (LibTorch 2.x also has float8_e8m0fnu, the
+// float4 and sub-byte types; DCP checkpoints dcplan reads or writes do not
+// use them yet, so they stay unconvertible.)
+constexpr DTypePair kPairs[] = {
     {DType::kUInt8, c10::ScalarType::Byte},
     {DType::kInt8, c10::ScalarType::Char},
     {DType::kInt16, c10::ScalarType::Short},
@@ -34,7 +36,16 @@ constexpr std::array<DTypePair, 18> kPairs = {{
     {DType::kBFloat16, c10::ScalarType::BFloat16},
     {DType::kQUInt4x2, c10::ScalarType::QUInt4x2},
     {DType::kQUInt2x4, c10::ScalarType::QUInt2x4},
-}};
+#if DCPLAN_TORCH_HAS_FLOAT8_AND_WIDE_UNSIGNED
+    {DType::kUInt16, c10::ScalarType::UInt16},
+    {DType::kUInt32, c10::ScalarType::UInt32},
+    {DType::kUInt64, c10::ScalarType::UInt64},
+    {DType::kFloat8E4M3FN, c10::ScalarType::Float8_e4m3fn},
+    {DType::kFloat8E5M2, c10::ScalarType::Float8_e5m2},
+    {DType::kFloat8E4M3FNUZ, c10::ScalarType::Float8_e4m3fnuz},
+    {DType::kFloat8E5M2FNUZ, c10::ScalarType::Float8_e5m2fnuz},
+#endif
+};
 
 }  // namespace
 
@@ -51,7 +62,8 @@ absl::StatusOr<c10::ScalarType> ScalarTypeFromDType(DType dtype) {
     if (pair.dtype == dtype) return pair.scalar_type;
   }
   return absl::UnimplementedError(
-      absl::StrCat("dtype ", DTypeName(dtype), " is not supported by this LibTorch (1.13)"));
+      absl::StrCat("dtype ", DTypeName(dtype), " is not supported by this LibTorch (", TORCH_VERSION,
+                   ")", TORCH_VERSION_MAJOR < 2 ? "; LibTorch 2.x has it" : ""));
 }
 
 }  // namespace dcplan

@@ -16,7 +16,10 @@
 #include "api/internal/checksums.h"
 #include "api/internal/crc32.h"
 #include "api/internal/tensor_pickle.h"
+#include "api/internal/torch_compat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "testing/test_files.h"
 
 namespace dcplan {
 namespace {
@@ -96,7 +99,14 @@ TEST(TensorRecordTest, SinkErrorsAbortTheWrite) {
 TEST(TensorRecordTest, UnsupportedInputsAreErrors) {
   EXPECT_FALSE(WriteToString(at::Tensor()).ok());
   EXPECT_FALSE(WriteToString(at::empty({2}, at::TensorOptions().device(at::kMeta))).ok());
+#if DCPLAN_TORCH_HAS_FLOAT8_AND_WIDE_UNSIGNED
+  // Like torch.save in 2.x: complex32 has no legacy storage class, so it goes
+  // through _rebuild_tensor_v3.
+  EXPECT_TRUE(WriteToString(at::zeros({2}, at::kComplexHalf)).ok());
+  EXPECT_FALSE(WriteToString(at::zeros({2}, c10::kFloat8_e8m0fnu)).ok());
+#else
   EXPECT_FALSE(WriteToString(at::zeros({2}, at::kComplexHalf)).ok());
+#endif
 }
 
 TEST(ValueRecordTest, RoundTripsValues) {
@@ -124,17 +134,14 @@ TEST(ValueRecordTest, MalformedArchivesAreErrors) {
   }
 }
 
-// Python torch (Debian's python3-torch) loads the records with
-// weights_only=True, the mode PyTorch's DCP reader uses for tensor items.
-TEST(TensorRecordTest, PythonTorchLoadsRecordsWithWeightsOnly) {
-  const std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/records");
-  ASSERT_EQ(std::system(absl::StrCat("mkdir -p ", dir).c_str()), 0);
-  struct Case {
-    std::string name;
-    at::Tensor tensor;
-    std::string dtype;
-  };
-  const std::vector<Case> cases = {
+struct PythonCase {
+  std::string name;
+  at::Tensor tensor;
+  std::string dtype;
+};
+
+std::vector<PythonCase> LegacyDTypeCases() {
+  return {
       {"f32", at::arange(6, at::kFloat).reshape({2, 3}), "float32"},
       {"f64_view", at::arange(20, at::kDouble).reshape({4, 5}).t().narrow(0, 1, 2), "float64"},
       {"i64", at::arange(-3, 3, at::kLong), "int64"},
@@ -148,9 +155,17 @@ TEST(TensorRecordTest, PythonTorchLoadsRecordsWithWeightsOnly) {
       {"scalar", at::scalar_tensor(2.5, at::kFloat), "float32"},
       {"empty", at::zeros({0, 3}, at::kFloat), "float32"},
   };
-  for (const Case& c : cases) {
+}
+
+// Writes NAME.pt and NAME.expect for check_tensor_record.py into a fresh
+// directory, which it returns.
+std::string WriteRecordsForPython(const std::vector<PythonCase>& cases) {
+  const std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/records_", cases.size());
+  EXPECT_EQ(std::system(absl::StrCat("rm -rf ", dir, " && mkdir -p ", dir).c_str()), 0);
+  for (const PythonCase& c : cases) {
     absl::StatusOr<std::string> archive = WriteToString(c.tensor);
-    ASSERT_TRUE(archive.ok()) << c.name << ": " << archive.status();
+    EXPECT_TRUE(archive.ok()) << c.name << ": " << archive.status();
+    if (!archive.ok()) continue;
     std::ofstream(absl::StrCat(dir, "/", c.name, ".pt"), std::ios::binary) << *archive;
     std::ofstream expect(absl::StrCat(dir, "/", c.name, ".expect"));
     expect << c.dtype;
@@ -164,13 +179,68 @@ TEST(TensorRecordTest, PythonTorchLoadsRecordsWithWeightsOnly) {
       } else if (e.is_floating_point()) {
         expect << e.item<double>() << "\n";
       } else {
-        expect << e.item<int64_t>() << "\n";
+        expect << e.to(at::kLong).item<int64_t>() << "\n";
       }
     }
   }
+  return dir;
+}
+
+// Python torch loads the records with weights_only=True, the mode PyTorch's
+// DCP reader uses for tensor items: Debian's torch 1.13 ...
+TEST(TensorRecordTest, PythonTorch1LoadsRecordsWithWeightsOnly) {
+  const std::string dir = WriteRecordsForPython(LegacyDTypeCases());
   const std::string command = absl::StrCat("/usr/bin/python3 api/testdata/check_tensor_record.py ", dir);
   EXPECT_EQ(std::system(command.c_str()), 0) << command;
 }
+
+// ... and PyTorch 2.13 from tools/setup's venv, with the dtypes 2.x added
+// (written with _rebuild_tensor_v3 over an untyped storage) when this
+// LibTorch has them.
+TEST(TensorRecordTest, PyTorch2LoadsRecordsWithWeightsOnly) {
+  std::vector<PythonCase> cases = LegacyDTypeCases();
+#if DCPLAN_TORCH_HAS_FLOAT8_AND_WIDE_UNSIGNED
+  const at::Tensor small = at::arange(5, at::kLong);
+  cases.push_back({"u16", (small * 16000).to(c10::kUInt16), "uint16"});
+  cases.push_back({"u32", (small * 1000000000).to(c10::kUInt32), "uint32"});
+  cases.push_back({"u64", (small * 2000000000000000000).to(c10::kUInt64).reshape({5, 1}), "uint64"});
+  cases.push_back({"f8e4m3fn", (small.to(at::kFloat) * 0.5).to(c10::kFloat8_e4m3fn), "float8_e4m3fn"});
+  cases.push_back({"f8e5m2", (small.to(at::kFloat) * -4).to(c10::kFloat8_e5m2), "float8_e5m2"});
+  cases.push_back({"f8e4m3fnuz", (small.to(at::kFloat) * 0.25).to(c10::kFloat8_e4m3fnuz), "float8_e4m3fnuz"});
+  cases.push_back({"f8e5m2fnuz", (small.to(at::kFloat) * 8).to(c10::kFloat8_e5m2fnuz), "float8_e5m2fnuz"});
+#endif
+  const std::string dir = WriteRecordsForPython(cases);
+  const std::string command =
+      absl::StrCat(test_files::VenvPython(), " api/testdata/check_tensor_record.py ", dir);
+  EXPECT_EQ(std::system(command.c_str()), 0) << command;
+}
+
+#if DCPLAN_TORCH_HAS_FLOAT8_AND_WIDE_UNSIGNED
+// The dtypes LibTorch 2.x added are written bitwise as torch.save writes them.
+TEST(TensorRecordTest, WritesTheDTypesOfLibTorch2) {
+  const at::Tensor bits = at::arange(0, 256, at::kInt).to(at::kByte).reshape({16, 16});
+  for (c10::ScalarType dtype : {c10::kUInt16, c10::kUInt32, c10::kUInt64, c10::kFloat8_e4m3fn, c10::kFloat8_e5m2,
+                                c10::kFloat8_e4m3fnuz, c10::kFloat8_e5m2fnuz}) {
+    const at::Tensor t = bits.view(dtype);
+    absl::StatusOr<std::string> archive = WriteToString(t);
+    ASSERT_TRUE(archive.ok()) << c10::toString(dtype) << ": " << archive.status();
+    std::istringstream stream(*archive);
+    caffe2::serialize::PyTorchStreamReader reader(&stream);
+    auto [data, size] = reader.getRecord("data/0");
+    EXPECT_EQ(std::string(static_cast<const char*>(data.get()), size),
+              std::string(static_cast<const char*>(bits.data_ptr()), 256));
+    // LibTorch's own unpickler (2.13) does not know _rebuild_tensor_v3, so
+    // both readers refuse these records, saying so (PyTorch reads them:
+    // PyTorch2LoadsRecordsWithWeightsOnly).
+    absl::StatusOr<at::Tensor> loaded = ReadTensorRecord(BufferRecordSource(*archive));
+    EXPECT_EQ(loaded.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_THAT(std::string(loaded.status().message()), ::testing::HasSubstr("_rebuild_tensor_v3"));
+    absl::StatusOr<TensorRecordLayout> layout = ReadTensorRecordLayout(BufferRecordSource(*archive));
+    EXPECT_EQ(layout.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_THAT(std::string(layout.status().message()), ::testing::HasSubstr("_rebuild_tensor_v3"));
+  }
+}
+#endif
 
 // --- The streamed writer and the layout reader ----------------------------------------
 
@@ -210,7 +280,25 @@ TEST(TensorRecordTest, StreamedArchivesAreByteForByteLibTorchs) {
   for (const at::Tensor& t : tensors) {
     absl::StatusOr<std::string> streamed = WriteToString(t);
     ASSERT_TRUE(streamed.ok()) << streamed.status();
+#if TORCH_VERSION_MAJOR < 2
     EXPECT_TRUE(*streamed == WriteWithLibTorchsWriter(t)) << t.sizes() << " " << t.scalar_type();
+#else
+    // LibTorch 2.x's writer adds records of its own (byteorder,
+    // .format_version, .storage_alignment, a random .data/serialization_id),
+    // so only the records dcplan writes are compared.
+    const std::string libtorchs = WriteWithLibTorchsWriter(t);
+    std::istringstream our_stream(*streamed);
+    std::istringstream their_stream(libtorchs);
+    caffe2::serialize::PyTorchStreamReader ours(&our_stream);
+    caffe2::serialize::PyTorchStreamReader theirs(&their_stream);
+    for (const char* name : {"data.pkl", "data/0"}) {
+      auto [our_data, our_size] = ours.getRecord(name);
+      auto [their_data, their_size] = theirs.getRecord(name);
+      EXPECT_EQ(std::string(static_cast<const char*>(our_data.get()), our_size),
+                std::string(static_cast<const char*>(their_data.get()), their_size))
+          << name << " of " << t.sizes() << " " << t.scalar_type();
+    }
+#endif
   }
 }
 

@@ -27,6 +27,13 @@ inline std::string RunfilePath(absl::string_view relative) {
   return absl::StrCat(srcdir ? srcdir : ".", "/", workspace ? workspace : "dcplan", "/", relative);
 }
 
+// The Python interpreter of tools/setup's venv (PyTorch 2.13), for tests
+// with "@dcplan_venv//:python" in their data.
+inline std::string VenvPython() {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  return absl::StrCat(srcdir ? srcdir : ".", "/dcplan_venv/python");
+}
+
 // A path under TEST_TMPDIR that no earlier call returned (not created).
 inline std::string NewTempPath(absl::string_view name) {
   static std::atomic<int> counter{0};

@@ -5,6 +5,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "api/dtype_conversion.h"
+#include "api/internal/torch_compat.h"
+#include "engine/dtype.h"
 
 namespace dcplan::internal {
 namespace {
@@ -90,17 +93,33 @@ absl::StatusOr<absl::string_view> StorageClassName(c10::ScalarType dtype) {
 }
 
 absl::StatusOr<std::string> TensorDataPickle(const at::Tensor& tensor) {
+  // Dtypes with a legacy storage class are rebuilt by _rebuild_tensor_v2 from
+  // a typed storage of `numel` elements; the others (float8, uint16/32/64)
+  // by _rebuild_tensor_v3 from an untyped storage of `numel` bytes, with the
+  // dtype as an extra argument, as torch.save writes them.
   absl::StatusOr<absl::string_view> storage_class = StorageClassName(tensor.scalar_type());
-  if (!storage_class.ok()) return storage_class.status();
-  const int64_t storage_numel = static_cast<int64_t>(tensor.storage().nbytes()) / tensor.element_size();
+  const bool typed = storage_class.ok();
+  absl::StatusOr<DType> untyped_dtype = DTypeFromScalarType(tensor.scalar_type());
+  // Quantized tensors are pickled another way (_rebuild_qtensor); on
+  // LibTorch 1.13 the legacy classes are all dcplan writes.
+  if (!typed && (!DCPLAN_TORCH_HAS_FLOAT8_AND_WIDE_UNSIGNED || !untyped_dtype.ok() ||
+                 c10::isQIntType(tensor.scalar_type()))) {
+    return storage_class.status();
+  }
+  const int64_t storage_bytes = static_cast<int64_t>(tensor.storage().nbytes());
+  const int64_t storage_numel = typed ? storage_bytes / tensor.element_size() : storage_bytes;
 
   PickleBuilder p;
-  p.Global("torch._utils", "_rebuild_tensor_v2");
+  p.Global("torch._utils", typed ? "_rebuild_tensor_v2" : "_rebuild_tensor_v3");
   p.Op(kMark);
   // The storage, as a persistent id.
   p.Op(kMark);
   p.String("storage");
-  p.Global("torch", *storage_class);
+  if (typed) {
+    p.Global("torch", *storage_class);
+  } else {
+    p.Global("torch.storage", "UntypedStorage");
+  }
   p.String("0");
   p.String("cpu");
   p.Int(storage_numel);
@@ -113,6 +132,7 @@ absl::StatusOr<std::string> TensorDataPickle(const at::Tensor& tensor) {
   p.Global("collections", "OrderedDict");
   p.Op(kEmptyTuple);
   p.Op(kReduce);  // backward hooks: OrderedDict()
+  if (!typed) p.Global("torch", DTypeName(*untyped_dtype));
   p.Op(kTuple);
   p.Op(kReduce);
   return p.Finish();

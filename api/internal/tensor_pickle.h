@@ -4,8 +4,10 @@
 // The data.pkl of a torch.save'd tensor (spec/format.md §6.2): a protocol-2
 // pickle of torch._utils._rebuild_tensor_v2(storage, storage_offset, size,
 // stride, requires_grad=False, OrderedDict()) whose storage is the persistent
-// id ("storage", torch.<X>Storage, "0", "cpu", numel). Only the globals that
-// torch.load(weights_only=True) allows appear.
+// id ("storage", torch.<X>Storage, "0", "cpu", numel) or, for dtypes without
+// such a class (float8, uint16/32/64), of _rebuild_tensor_v3(..., dtype) over
+// ("storage", torch.storage.UntypedStorage, "0", "cpu", bytes). Only the
+// globals that torch.load(weights_only=True) allows appear.
 
 #include <string>
 
@@ -21,7 +23,7 @@ namespace dcplan::internal {
 absl::StatusOr<absl::string_view> StorageClassName(c10::ScalarType dtype);
 
 // data.pkl for `tensor`, whose storage record is "data/0" holding the whole
-// storage (storage().nbytes() bytes).
+// storage (storage().nbytes() bytes). Error for dtypes DCP cannot record.
 absl::StatusOr<std::string> TensorDataPickle(const at::Tensor& tensor);
 
 }  // namespace dcplan::internal
