@@ -153,7 +153,16 @@ def zstd_transform():
     if proc.returncode != 1 or not re.search(pattern, proc.stdout):
         common.fail("dcplan verify neither reads nor clearly refuses zstd (exit %d):\n%s" % (proc.returncode,
                                                                                           proc.stdout))
-    return "refused, naming file, key and transform"
+    # Loading refuses too, naming the rank, the item, the file and the transform.
+    spec_path = os.path.join(WORK, "zstd_spec.json")
+    tensors, values = split_state(common.flatten(common.reference_state()))
+    common.write_spec(spec_path, WORK, 2, tensors, values, last_dim_shards(2), LISTS)
+    load = common.run([HELPER, "load", spec_path, directory, os.path.join(WORK, "zstd_out")],
+                      "dcplan load of a zstd checkpoint", expect_rc=1)
+    pattern = r"rank \d+: .* at __0_0\.distcp offset \d+ length \d+: stream transforms \[stream\.zstd/1\] are not supported"
+    if not re.search(pattern, load.stdout):
+        common.fail("dcplan load does not refuse zstd clearly:\n" + load.stdout)
+    return "refused by verify and load, naming file, offset, key and transform"
 
 
 if __name__ == "__main__":
