@@ -229,7 +229,7 @@ def run(argv, what, expect_rc=0, timeout=DEADLINE_SECONDS):
 def launch_ranks(world_size, worker_args, what):
     """Runs interop_worker.py as `world_size` ranks meeting through a FileStore; all must succeed."""
     worker = os.path.join(os.path.dirname(os.path.abspath(__file__)), "interop_worker.py")
-    with tempfile.TemporaryDirectory(prefix="rdzv") as rdzv:
+    with tempfile.TemporaryDirectory(prefix="rdzv", dir=os.environ.get("TEST_TMPDIR")) as rdzv:
         store = os.path.join(rdzv, "store")
         procs = []
         for rank in range(world_size):
