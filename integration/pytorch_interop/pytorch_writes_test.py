@@ -12,7 +12,9 @@ bitwise with the reference, and checked with `dcplan verify`.
 import io
 import json
 import os
+import pickle
 import re
+import shutil
 import sys
 import tempfile
 import warnings
@@ -146,23 +148,27 @@ def zstd_transform():
     descriptors = {tuple(i.transform_descriptors or ()) for i in md.storage_data.values()}
     if descriptors != {("stream.zstd/1",)}:
         common.fail("expected every item to carry stream.zstd/1, found %s" % descriptors)
-    proc = common.run([DCPLAN, "verify", directory], "dcplan verify of a zstd checkpoint", expect_rc=None)
-    if proc.returncode == 0:
-        return "read: " + check_reference_checkpoint(directory, "zstd")
-    pattern = r"__0_0\.distcp @\d+ \+\d+ '[^']+' .*stream transforms \[stream\.zstd/1\]"
-    if proc.returncode != 1 or not re.search(pattern, proc.stdout):
-        common.fail("dcplan verify neither reads nor clearly refuses zstd (exit %d):\n%s" % (proc.returncode,
-                                                                                          proc.stdout))
-    # Loading refuses too, naming the rank, the item, the file and the transform.
-    spec_path = os.path.join(WORK, "zstd_spec.json")
+    read = check_reference_checkpoint(directory, "zstd")
+    # A transform dcplan does not know is refused by name, by verify and by load.
+    unknown = os.path.join(WORK, "unknown_transform")
+    shutil.copytree(directory, unknown)
+    for info in md.storage_data.values():
+        info.transform_descriptors = ["stream.lz4/1"]
+    with open(os.path.join(unknown, ".metadata"), "wb") as f:
+        pickle.dump(md, f)
+    proc = common.run([DCPLAN, "verify", unknown], "dcplan verify of an unknown transform", expect_rc=1)
+    if not re.search(r"__0_0\.distcp @\d+ \+\d+ '[^']+' .*stream transforms \[stream\.lz4/1\]: stream transform "
+                     r"'stream\.lz4/1' is not supported", proc.stdout):
+        common.fail("dcplan verify does not name the unknown transform:\n" + proc.stdout)
+    spec_path = os.path.join(WORK, "unknown_spec.json")
     tensors, values = split_state(common.flatten(common.reference_state()))
     common.write_spec(spec_path, WORK, 2, tensors, values, last_dim_shards(2), LISTS)
-    load = common.run([HELPER, "load", spec_path, directory, os.path.join(WORK, "zstd_out")],
-                      "dcplan load of a zstd checkpoint", expect_rc=1)
-    pattern = r"rank \d+: .* at __0_0\.distcp offset \d+ length \d+: stream transforms \[stream\.zstd/1\] are not supported"
-    if not re.search(pattern, load.stdout):
-        common.fail("dcplan load does not refuse zstd clearly:\n" + load.stdout)
-    return "refused by verify and load, naming file, offset, key and transform"
+    load = common.run([HELPER, "load", spec_path, unknown, os.path.join(WORK, "unknown_out")],
+                      "dcplan load of an unknown transform", expect_rc=1)
+    if not re.search(r"rank \d+: .* at __0_0\.distcp offset \d+ length \d+ \(stream transforms \[stream\.lz4/1\]\): "
+                     r"stream transform 'stream\.lz4/1' is not supported", load.stdout):
+        common.fail("dcplan load does not name the unknown transform:\n" + load.stdout)
+    return "read: %s; an unknown transform is refused by name" % read
 
 
 if __name__ == "__main__":
