@@ -107,7 +107,7 @@ def new_dtypes():
     missing = sorted(common.dtype_name(t.dtype) for t in state.values()
                      if common.dtype_name(t.dtype) not in supported)
     if not missing:
-        n = load_with_dcplan(directory, state, 2, last_dim_shards(2), "new_dtypes")
+        n = load_with_dcplan(directory, state, 2, last_dim_shards(2), "new_dtypes_2ranks")
         return "%d shards bitwise; %s" % (n, verify(directory, "new dtypes"))
     # This LibTorch lacks them: verify must refuse each one by name, and say why.
     proc = common.run([DCPLAN, "verify", directory], "dcplan verify of new dtypes", expect_rc=1)
