@@ -40,6 +40,7 @@ def dcplan_dependencies(dcplan_path = "."):
         "libtorch": ("/usr", "libtorch.BUILD"),
         "gloo": ("/usr", "gloo.BUILD"),
         "xxhash": ("/usr", "xxhash.BUILD"),
+        "zstd": ("/usr", "zstd.BUILD"),
     }
     for name, (path, build) in libs.items():
         _maybe(native.new_local_repository, name, path = path, build_file = _build_file(build))

@@ -23,6 +23,7 @@
 #include "api/filesystem.h"
 #include "api/internal/checksums.h"
 #include "api/internal/file_io.h"
+#include "api/stream_transforms.h"
 #include "api/tensor_record.h"
 #include "engine/internal/checked_math.h"
 
@@ -410,20 +411,16 @@ absl::Status FileSystemReader::ReadData(const LoadPlan& plan, LoadPlanner& plann
       const StorageInfo& info = chunk.info;
       const std::string context = absl::StrCat("rank ", rank_, ": ", StoredItemName(chunk.index), " at ",
                                                file.relative_path, " offset ", info.offset, " length ", info.length);
-      if (info.transform_descriptors && !info.transform_descriptors->empty()) {
-        return absl::UnimplementedError(absl::StrCat(context, ": stream transforms [",
-                                                     absl::StrJoin(*info.transform_descriptors, ", "),
-                                                     "] are not supported"));
-      }
       const std::optional<int64_t> end = internal::CheckedAdd(info.offset, info.length);
       if (info.offset < 0 || info.length < 0 || !end || *end > *file_size) {
         return absl::DataLossError(
             absl::StrCat(context, " ends past the end of the file (", *file_size, " bytes)"));
       }
       const internal::ChecksumTable* table = *checksums ? &**checksums : nullptr;
+      const bool transformed = info.transform_descriptors && !info.transform_descriptors->empty();
       bool whole_record = true;
       absl::Status status;
-      if (AllTensorItems(chunk)) {
+      if (AllTensorItems(chunk) && !transformed) {
         status = ReadTensorChunk(*fd, chunk, table, *metadata_, planner, rank_, hasher, &whole_record);
       }
       if (whole_record) {
@@ -434,6 +431,15 @@ absl::Status FileSystemReader::ReadData(const LoadPlan& plan, LoadPlanner& plann
         if (table != nullptr) {
           status = VerifyChecksum(*table, chunk, bytes, rank_);
           if (!status.ok()) return status;
+        }
+        if (transformed) {
+          absl::StatusOr<std::string> decoded = UndoStreamTransforms(
+              *info.transform_descriptors, bytes, MaxDecodedItemBytes(*metadata_, chunk.index));
+          if (!decoded.ok()) {
+            return WithContext(decoded.status(), absl::StrCat(context, " (stream transforms [",
+                                                              absl::StrJoin(*info.transform_descriptors, ", "), "])"));
+          }
+          bytes = *std::move(decoded);
         }
         status = DeliverChunk(chunk, bytes, *metadata_, planner);
       }

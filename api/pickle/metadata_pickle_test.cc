@@ -109,6 +109,36 @@ TEST(MetadataPickleFixtureTest, Fsdp2Toy) {
   EXPECT_EQ(m->storage_meta->checkpoint_id, "fsdp2_toy");
 }
 
+// Written by PyTorch 2.13.0 under Python 3.11 (FileSystemWriter with
+// _extensions=[ZStandard()]): version "1.0.0"; storage_meta with modules;
+// _MEM_FORMAT_ENCODING pickled as builtins.getattr(enum, "TORCH_CONTIGUOUS_FORMAT");
+// the 2.x dtypes; every item's transform_descriptors ["stream.zstd/1"].
+TEST(MetadataPickleFixtureTest, PyTorch213Zstd) {
+  std::optional<std::string> bytes = ReadFixture("pytorch213_zstd.metadata");
+  ASSERT_TRUE(bytes.has_value());
+  absl::StatusOr<Metadata> m = ParseMetadataPickle(*bytes);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->version, "1.0.0");
+  ASSERT_TRUE(m->storage_meta.has_value());
+  EXPECT_EQ(m->storage_meta->checkpoint_id, "pt213");
+  EXPECT_EQ(m->storage_meta->save_id, "a2953fd5-f825-47db-ae1f-593a74cc37cf");
+  EXPECT_EQ(m->storage_meta->load_id, std::nullopt);
+  EXPECT_TRUE(m->storage_meta->modules.empty());
+  EXPECT_EQ(Keys(m->state_dict_metadata), (std::vector<std::string>{"w", "u16", "f8", "opt.step", "opt.betas"}));
+  const TensorStorageMetadata& w = Tensor(*m, "w");  // a transposed 3x4 tensor
+  EXPECT_EQ(w.properties, TensorProperties{});
+  EXPECT_EQ(w.size, (Shape{4, 3}));
+  EXPECT_EQ(Tensor(*m, "u16").properties.dtype, DType::kUInt16);
+  EXPECT_EQ(Tensor(*m, "f8").properties.dtype, DType::kFloat8E4M3FN);
+  const std::vector<std::string> zstd = {"stream.zstd/1"};
+  EXPECT_EQ(*m->storage_data->Find(MetadataIndex{"opt.step", std::nullopt, std::nullopt}),
+            (StorageInfo{"__0_0.distcp", 0, 452, zstd}));
+  EXPECT_EQ(*m->storage_data->Find(MetadataIndex{"w", Shape{0, 0}, std::nullopt}),
+            (StorageInfo{"__0_0.distcp", 922, 659, zstd}));
+  EXPECT_EQ(*m->storage_data->Find(MetadataIndex{"f8", Shape{0}, std::nullopt}),
+            (StorageInfo{"__0_0.distcp", 2218, 643, zstd}));
+}
+
 // spec §5.6: the worked example, object by object.
 Py WorkedExample() {
   return MetadataOf({

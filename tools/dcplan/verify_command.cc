@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "api/dtype_conversion.h"
 #include "api/item_reader.h"
+#include "api/stream_transforms.h"
 #include "api/tensor_record.h"
 #include "api/zip_check.h"
 #include "engine/box.h"
@@ -210,11 +211,6 @@ class Verifier {
         previous_end = *end;
         previous = &item;
       }
-      if (item.info.transform_descriptors && !item.info.transform_descriptors->empty()) {
-        ItemProblem(item, absl::StrCat("stream transforms [", absl::StrJoin(*item.info.transform_descriptors, ", "),
-                                       "] are not supported: the item cannot be checked"));
-        continue;
-      }
       const std::optional<ItemChecksum> checksum = ExpectedChecksum(item);
       absl::Status read = file->ReadAt(item.info.offset, item.info.length, &bytes);
       if (!read.ok()) {
@@ -223,6 +219,16 @@ class Verifier {
       }
       bytes_ += item.info.length;
       if (checksum) CheckChecksum(item, *checksum, bytes);
+      if (item.info.transform_descriptors && !item.info.transform_descriptors->empty()) {
+        absl::StatusOr<std::string> decoded = UndoStreamTransforms(
+            *item.info.transform_descriptors, bytes, MaxDecodedItemBytes(overview_.metadata, item.index));
+        if (!decoded.ok()) {
+          ItemProblem(item, absl::StrCat("stream transforms [", absl::StrJoin(*item.info.transform_descriptors, ", "),
+                                         "]: ", decoded.status().message()));
+          continue;
+        }
+        bytes = *std::move(decoded);
+      }
       CheckContent(item, bytes);
       bar.Advance(item.info.length);
     }
