@@ -116,7 +116,11 @@ int Demo(const DemoArgs& args, std::string* out, std::string* err) {
   InProcessGroup async_group(args.save_ranks, absl::Seconds(120));  // --async: the background write's own
   std::string async_summary;
   absl::Status saved = RunRanks(args.save_ranks, [&](int64_t rank, Coordinator& coordinator) -> absl::Status {
-    absl::StatusOr<StateDict> state = RankStateDict(model, rank, args.save_ranks, /*for_load=*/false);
+    // --async trains on the tensors after the save point, so each rank gets a
+    // model of its own: the threads would otherwise share replicated tensors
+    // and the global tensors the load is checked against.
+    const DemoModel rank_model = args.async ? MakeDemoModel(args.scale_mib) : model;
+    absl::StatusOr<StateDict> state = RankStateDict(rank_model, rank, args.save_ranks, /*for_load=*/false);
     if (!state.ok()) return state.status();
     FileSystemWriter writer(dir, FileSystemWriterOptions{args.overwrite});
     if (!args.async) return Save(*state, writer, coordinator).status();

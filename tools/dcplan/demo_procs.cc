@@ -323,6 +323,10 @@ int RunProcsDemo(const ProcsDemoOptions& options, std::string* out, std::string*
                     " (wall, with process start and rendezvous); slowest rank's Save ",
                     Throughput(checkpoint_bytes, absl::Seconds(saved.slowest_call_seconds)), "\n",
                     TrafficLine(saved.bytes_sent));
+    if (options.async) {
+      absl::StrAppend(out, "  every rank saved with AsyncSave (\"Save\" above: until its Wait() returned) while a ",
+                      "stand-in training loop overwrote its tensors\n");
+    }
     absl::StrAppend(out, "load: ", options.load_procs, " processes, resharded\n");
     const PhaseResult loaded = RunPhase("load", options.load_procs, dir, work_dir, options, err);
     ok = loaded.ok;
