@@ -197,13 +197,7 @@ TEST(MultiprocessTest, WriteFailureOnOneRankFailsEveryRankAndCommitsNothing) {
   const std::string dir = FreshDir("fsize");
   std::vector<RankRun> runs = RunRanks("save_fsize", 3, dir, kGenerous, /*fault_rank=*/"1");
   ASSERT_EQ(runs.size(), 3u);
-  for (int rank = 0; rank < 3; ++rank) {
-    EXPECT_TRUE(runs[rank].outcome.Succeeded()) << internal::ToString(runs[rank].outcome) << runs[rank].output;
-    EXPECT_NE(runs[rank].status_line, "OK") << rank;
-    EXPECT_THAT(runs[rank].status_line, HasSubstr("rank 1")) << rank;
-    EXPECT_THAT(runs[rank].status_line, HasSubstr("__1_0.distcp")) << rank;
-    std::cout << "rank " << rank << ": " << runs[rank].status_line << "\n";
-  }
+  ExpectEveryRankFailedWith(runs, {"rank 1", "__1_0.distcp"});
   EXPECT_FALSE(fs::exists(dir + "/.metadata"));
 }
 

@@ -199,6 +199,16 @@ void ExpectAllOk(const std::vector<RankRun>& runs, const std::string& what) {
   }
 }
 
+void ExpectEveryRankFailedWith(const std::vector<RankRun>& runs, const std::vector<std::string>& texts) {
+  ASSERT_FALSE(runs.empty());
+  for (size_t rank = 0; rank < runs.size(); ++rank) {
+    EXPECT_TRUE(runs[rank].outcome.Succeeded()) << internal::ToString(runs[rank].outcome) << runs[rank].output;
+    EXPECT_NE(runs[rank].status_line, "OK") << rank;
+    for (const std::string& text : texts) EXPECT_THAT(runs[rank].status_line, HasSubstr(text)) << rank;
+    std::cout << "rank " << rank << ": " << runs[rank].status_line << "\n";
+  }
+}
+
 void ExpectSurvivorsNameKilledRank(const std::vector<RankRun>& runs, int64_t killed) {
   ASSERT_GT(static_cast<int64_t>(runs.size()), killed);
   EXPECT_EQ(runs[killed].outcome.signal, SIGKILL) << internal::ToString(runs[killed].outcome);

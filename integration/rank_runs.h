@@ -88,6 +88,10 @@ std::vector<RankRun> RunRanks(const std::string& scenario, int64_t world_size, c
 
 void ExpectAllOk(const std::vector<RankRun>& runs, const std::string& what);
 
+// Every rank ran to its end (no crash, no hang) and reported a failure
+// holding each of `texts`.
+void ExpectEveryRankFailedWith(const std::vector<RankRun>& runs, const std::vector<std::string>& texts);
+
 // `killed` died of SIGKILL; every other rank failed within the timeout (not
 // hung) with a transport error naming `killed` as stopped responding.
 void ExpectSurvivorsNameKilledRank(const std::vector<RankRun>& runs, int64_t killed);

@@ -8,9 +8,10 @@
 //
 // Per save it reports what the loop waited (blocking time: Save, or for
 // AsyncSave the wait for the previous save plus the AsyncSave call), the
-// step time while the background write ran against the step time of a quiet
-// loop, the background write's duration and GB/s, the process's peak extra
-// RSS since the state dict was built, and the staging pool's size. The
+// steps that ran wholly within the background write and their median time
+// against the median step of a quiet loop, the background write's duration
+// and GB/s, the process's peak extra RSS since the state dict was built, and
+// the staging pool's size. The
 // summary compares blocking time with a plain single-threaded memcpy of the
 // bytes this rank writes (best of 3, into memory already touched).
 
@@ -239,7 +240,7 @@ int Run(const Options& options) {
       "## train_bench: %d tensors, %.2f GiB, one rank; a checkpoint every %d steps of %.3f s (median quiet step); "
       "%d saves per mode\n\n",
       model.tensors.size(), model.bytes / double(int64_t{1} << 30), options.every, quiet_step_s, options.saves);
-  std::cout << "| mode | save | blocking s | steps during write | step slowdown during write | write s | write GB/s "
+  std::cout << "| mode | save | blocking s | steps wholly within the write | their slowdown | write s | write GB/s "
                "| peak extra RSS MiB | staging pool % of bytes written |\n"
                "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   PrintRows("Save", sync, quiet_step_s, model.bytes);
