@@ -267,8 +267,4 @@ TEST(MultiprocessTest, PlanCachingWritesTheSameFilesAndSendsLess) {
 }  // namespace
 }  // namespace dcplan
 
-int main(int argc, char** argv) {
-  if (dcplan::integration::IsRankProcess()) return dcplan::integration::RankMain(dcplan::RunScenario);
-  testing::InitGoogleTest(&argc, argv);
-  return RUN_ALL_TESTS();
-}
+int main(int argc, char** argv) { return dcplan::integration::RankOrTestMain(argc, argv, dcplan::RunScenario); }

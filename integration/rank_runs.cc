@@ -138,6 +138,12 @@ int RankMain(const Scenario& scenario) {
   return report.good() ? 0 : 3;
 }
 
+int RankOrTestMain(int argc, char** argv, const Scenario& scenario) {
+  if (IsRankProcess()) return RankMain(scenario);
+  testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}
+
 std::string FreshDir(const std::string& name) {
   const std::string dir = absl::StrCat(TempDir(), "/", name);
   fs::remove_all(dir);

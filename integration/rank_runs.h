@@ -8,8 +8,7 @@
 // on the first line, then "name value" counters) that the parent checks.
 //
 //   int main(int argc, char** argv) {
-//     if (dcplan::integration::IsRankProcess()) return dcplan::integration::RankMain(RunScenario);
-//     ...RUN_ALL_TESTS()
+//     return dcplan::integration::RankOrTestMain(argc, argv, RunScenario);
 //   }
 
 #include <cstdint>
@@ -47,6 +46,9 @@ bool IsRankProcess();
 // Connects from the environment, runs the scenario, writes the report.
 // Returns the process exit code.
 int RankMain(const Scenario& scenario);
+// The main of a multi-process test binary: RankMain(scenario) in a rank
+// process, else the tests.
+int RankOrTestMain(int argc, char** argv, const Scenario& scenario);
 // The checkpoint directory of this run, and whether `rank` is the fault rank.
 std::string RankDir();
 bool IsFaultRank(int64_t rank);
