@@ -19,7 +19,6 @@ void Overwrite(at::Tensor tensor, int64_t step) {
 absl::Status TrainingStep(const StateDict& state, int64_t step) {
   absl::StatusOr<FlatStateDict<StateValue>> flat = FlattenForSave(state);
   if (!flat.ok()) return flat.status();
-  at::NoGradGuard no_grad;
   for (const auto& [key, value] : flat->values) {
     const StateValue* leaf = value.leaf();
     if (leaf == nullptr) continue;
