@@ -144,6 +144,13 @@ struct C10dOptions {
   // failure names the ranks that died (C10dCoordinator::WatchLiveness). Zero
   // turns the heartbeat off.
   absl::Duration heartbeat_interval = absl::Seconds(1);
+  // Non-empty: a second process group of the same ranks on the store that
+  // an earlier ConnectC10d (with an empty prefix) serves from rank 0: every
+  // rank connects as a client and this group's keys (rendezvous,
+  // heartbeats) live under the prefix, so both groups can run collectives at
+  // the same time (AsyncSave's background coordinator). That first
+  // coordinator must outlive this one (rank 0's holds the store's server).
+  std::string store_prefix;
 };
 
 // The options torchrun (or any env:// launcher) hands a process: RANK,

@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -146,8 +147,14 @@ absl::StatusOr<std::unique_ptr<C10dCoordinator>> ConnectC10d(const C10dOptions& 
         store_options.numWorkers = static_cast<size_t>(options.world_size);
         store_options.waitWorkers = true;
         store_options.timeout = timeout;
+        const bool second_group = !options.store_prefix.empty();
+        if (second_group) {
+          store_options.isServer = false;
+          store_options.waitWorkers = false;
+        }
         c10::intrusive_ptr<c10d::Store> store =
             c10::make_intrusive<c10d::TCPStore>(options.master_addr, store_options);
+        if (second_group) store = c10::make_intrusive<c10d::PrefixStore>(options.store_prefix, store);
         group = GlooProcessGroup(store, options, timeout);
         if (options.heartbeat_interval > absl::ZeroDuration()) {
           // A client of its own, so heartbeats never queue behind the
@@ -158,6 +165,9 @@ absl::StatusOr<std::unique_ptr<C10dCoordinator>> ConnectC10d(const C10dOptions& 
           client_options.waitWorkers = false;
           client_options.timeout = timeout;
           heartbeat_store = c10::make_intrusive<c10d::TCPStore>(options.master_addr, client_options);
+          if (second_group) {
+            heartbeat_store = c10::make_intrusive<c10d::PrefixStore>(options.store_prefix, heartbeat_store);
+          }
         }
       });
   if (!connected.ok()) return connected;

@@ -7,122 +7,34 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "api/internal/write_results.h"
+#include "api/internal/save_phases.h"
+#include "api/internal/status_macros.h"
+#include "api/internal/step_errors.h"
 #include "engine/codec.h"
 
 namespace dcplan {
 namespace {
 
-absl::Status WithContext(const absl::Status& status, absl::string_view context) {
-  return absl::Status(status.code(), absl::StrCat(context, ": ", status.message()));
-}
-
-// StepRunner names the failing rank itself; the storage layer's own
-// "rank N: " prefix would repeat it.
-absl::Status WithoutRankPrefix(const absl::Status& status, int64_t rank) {
-  const std::string prefix = absl::StrCat("rank ", rank, ": ");
-  if (!absl::StartsWith(status.message(), prefix)) return status;
-  return absl::Status(status.code(), status.message().substr(prefix.size()));
-}
-
-template <typename T>
-absl::StatusOr<T> WithoutRankPrefix(absl::StatusOr<T> value, int64_t rank) {
-  if (value.ok()) return value;
-  return WithoutRankPrefix(value.status(), rank);
-}
+using internal::WithContext;
+using internal::WithoutRankPrefix;
 
 // --- Save --------------------------------------------------------------------------
 
-class SaveRun {
- public:
-  SaveRun(const StateDict& state_dict, StorageWriter& writer, Coordinator& coordinator, SavePlanner& planner)
-      : state_dict_(state_dict), writer_(writer), coordinator_(coordinator), planner_(planner) {}
-
-  absl::StatusOr<Metadata> Run() {
-    StepRunner runner(coordinator_);
-    absl::StatusOr<std::string> central_plan = runner.ReduceScatter(
-        "plan", [this] { return LocalPlan(); },
-        [this](std::vector<std::string> plans) { return GlobalPlan(std::move(plans)); });
-    if (!central_plan.ok()) return Failed(central_plan.status());
-    absl::StatusOr<std::string> metadata = runner.AllReduce(
-        "write", [&] { return Write(*central_plan); },
-        [this](std::vector<std::string> results) { return Commit(std::move(results)); });
-    if (!metadata.ok()) return Failed(metadata.status());
-    absl::StatusOr<Metadata> decoded = DecodeMetadata(*metadata);
-    if (!decoded.ok()) return WithContext(decoded.status(), "the committed checkpoint metadata");
-    return decoded;
-  }
-
- private:
-  int64_t rank() const { return coordinator_.rank(); }
-
-  absl::Status Failed(const absl::Status& status) {
-    writer_.Abort();
-    return status;
-  }
-
-  absl::StatusOr<std::string> LocalPlan() {
-    const bool is_coordinator = coordinator_.is_coordinator();
-    absl::Status status = planner_.SetUpPlanner(state_dict_, writer_.GetStorageMeta(), is_coordinator);
-    if (status.ok()) status = writer_.SetUpStorageWriter(is_coordinator, rank());
-    if (!status.ok()) return WithoutRankPrefix(status, rank());
-    absl::StatusOr<SavePlan> plan = planner_.CreateLocalPlan();
-    if (plan.ok()) plan = writer_.PrepareLocalPlan(*std::move(plan));
-    if (!plan.ok()) return WithoutRankPrefix(plan.status(), rank());
-    return EncodeSavePlan(*plan);
-  }
-
-  absl::StatusOr<std::vector<std::string>> GlobalPlan(std::vector<std::string> encoded) {
-    std::vector<SavePlan> local_plans;
-    local_plans.reserve(encoded.size());
-    for (size_t r = 0; r < encoded.size(); ++r) {
-      absl::StatusOr<SavePlan> plan = DecodeSavePlan(encoded[r]);
-      if (!plan.ok()) return WithContext(plan.status(), absl::StrCat("the local plan of rank ", r));
-      local_plans.push_back(*std::move(plan));
-    }
-    absl::StatusOr<std::pair<std::vector<SavePlan>, Metadata>> global = planner_.CreateGlobalPlan(local_plans);
-    if (!global.ok()) return global.status();
-    global_metadata_ = std::move(global->second);
-    absl::StatusOr<std::vector<SavePlan>> prepared = writer_.PrepareGlobalPlan(std::move(global->first));
-    if (!prepared.ok()) return prepared.status();
-    std::vector<std::string> per_rank;
-    per_rank.reserve(prepared->size());
-    for (const SavePlan& plan : *prepared) per_rank.push_back(EncodeSavePlan(plan));
-    return per_rank;
-  }
-
-  absl::StatusOr<std::string> Write(const std::string& encoded_central_plan) {
-    absl::StatusOr<SavePlan> central = DecodeSavePlan(encoded_central_plan);
-    if (!central.ok()) return WithContext(central.status(), "the plan received from the coordinator");
-    absl::StatusOr<SavePlan> final_plan = planner_.FinishPlan(*central);
-    if (!final_plan.ok()) return WithoutRankPrefix(final_plan.status(), rank());
-    absl::StatusOr<std::vector<WriteResult>> results = writer_.WriteData(*final_plan, planner_);
-    if (!results.ok()) return WithoutRankPrefix(results.status(), rank());
-    return internal::EncodeWriteResults(*results);
-  }
-
-  absl::StatusOr<std::string> Commit(std::vector<std::string> encoded) {
-    if (!global_metadata_) return absl::InternalError("the coordinator has no global metadata to commit");
-    std::vector<std::vector<WriteResult>> results;
-    results.reserve(encoded.size());
-    for (size_t r = 0; r < encoded.size(); ++r) {
-      absl::StatusOr<std::vector<WriteResult>> decoded = internal::DecodeWriteResults(encoded[r]);
-      if (!decoded.ok()) return WithContext(decoded.status(), absl::StrCat("the write results of rank ", r));
-      results.push_back(*std::move(decoded));
-    }
-    absl::StatusOr<Metadata> committed = writer_.Finish(*global_metadata_, results);
-    if (!committed.ok()) return committed.status();
-    return EncodeMetadata(*committed);
-  }
-
-  const StateDict& state_dict_;
-  StorageWriter& writer_;
-  Coordinator& coordinator_;
-  SavePlanner& planner_;
-  std::optional<Metadata> global_metadata_;  // coordinator only
-};
+absl::StatusOr<Metadata> RunSave(const StateDict& state_dict, StorageWriter& writer, Coordinator& coordinator,
+                                 SavePlanner& planner) {
+  internal::SavePhases phases(writer, planner);
+  absl::StatusOr<Metadata> metadata = [&]() -> absl::StatusOr<Metadata> {
+    DCPLAN_ASSIGN_OR_RETURN(std::string central_plan, phases.Plan(state_dict, coordinator));
+    return phases.WriteAndCommit(coordinator, [&]() -> absl::StatusOr<std::vector<WriteResult>> {
+      const int64_t rank = coordinator.rank();
+      DCPLAN_ASSIGN_OR_RETURN(SavePlan plan, phases.FinishPlan(central_plan, rank));
+      return WithoutRankPrefix(writer.WriteData(plan, planner), rank);
+    });
+  }();
+  if (!metadata.ok()) writer.Abort();
+  return metadata;
+}
 
 // --- Load --------------------------------------------------------------------------
 
@@ -229,7 +141,7 @@ absl::StatusOr<Metadata> Save(const StateDict& state_dict, StorageWriter& writer
   DefaultSavePlanner default_planner;
   if (planner == nullptr) planner = &default_planner;
   if (auto* with_rank = dynamic_cast<DefaultSavePlanner*>(planner)) with_rank->set_rank(coordinator.rank());
-  return SaveRun(state_dict, writer, coordinator, *planner).Run();
+  return RunSave(state_dict, writer, coordinator, *planner);
 }
 
 absl::Status Load(StateDict& state_dict, StorageReader& reader, Coordinator& coordinator, LoadPlanner* planner) {

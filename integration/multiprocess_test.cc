@@ -2,8 +2,8 @@
 // 127.0.0.1): resharding, a rank killed mid-write, a rank whose write fails, a
 // corrupt data file, empty and replicated-only ranks, and plan caching over
 // the wire. The test binary re-executes itself once per rank; a rank is told
-// its scenario by environment variables (see RankMain) and writes a report
-// file that the parent checks.
+// its scenario by environment variables (integration/rank_runs.h) and writes
+// a report file that the parent checks.
 
 #include <signal.h>
 #include <sys/resource.h>
@@ -36,75 +36,21 @@
 #include "api/planners.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "integration/rank_runs.h"
 #include "tools/dcplan/demo_model.h"
 
 namespace dcplan {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::AnyOf;
 using ::testing::HasSubstr;
-using ::testing::StartsWith;
 using tools::DemoModel;
-
-constexpr char kScenarioEnv[] = "DCPLAN_MP_SCENARIO";
-constexpr char kDirEnv[] = "DCPLAN_MP_DIR";
-constexpr char kReportEnv[] = "DCPLAN_MP_REPORT";
-constexpr char kTimeoutMsEnv[] = "DCPLAN_MP_TIMEOUT_MS";
-constexpr char kFaultRankEnv[] = "DCPLAN_MP_FAULT_RANK";
+using namespace integration;  // NOLINT: the harness of these tests
 
 constexpr int64_t kScaleMib = 1;
 constexpr absl::Duration kGenerous = absl::Seconds(120);
 
-std::string Env(const char* name) {
-  const char* value = std::getenv(name);
-  return value != nullptr ? value : "";
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // --- The rank side -------------------------------------------------------------
-
-// The file writer's buffer (api/internal/file_io.h): once more than this went
-// to the writer, part of the data file is on disk.
-constexpr int64_t kWriterBufferBytes = int64_t{8} << 20;
-
-// Kills its own process (SIGKILL, no cleanup) in the middle of its data file:
-// at the first item asked for after more than the writer's buffer was handed
-// out (or at the last item).
-class KillingSavePlanner : public DefaultSavePlanner {
- public:
-  absl::StatusOr<WriteData> ResolveData(const WriteItem& item) override {
-    if (resolved_bytes_ > kWriterBufferBytes || ++resolved_ == static_cast<int64_t>(plan().items.size())) {
-      raise(SIGKILL);
-    }
-    absl::StatusOr<WriteData> data = DefaultSavePlanner::ResolveData(item);
-    if (data.ok()) {
-      const auto* tensor = std::get_if<at::Tensor>(&*data);
-      resolved_bytes_ += tensor != nullptr ? tensor->nbytes() : std::get<std::string>(*data).size();
-    }
-    return data;
-  }
-
- private:
-  int64_t resolved_ = 0;
-  int64_t resolved_bytes_ = 0;
-};
-
-// Two 10 MiB tensors only the fault rank holds, so that its data file outgrows
-// the writer's buffer.
-void AddFaultPadding(StateDict& state) {
-  std::vector<std::pair<std::string, StateDict>> entries;
-  for (const auto& entry : state.entries()) entries.push_back({entry.key, entry.value});
-  entries.push_back({"fault_padding_a", Value(at::full({10 << 18}, 1.5f))});
-  entries.push_back({"fault_padding_b", Value(at::full({10 << 18}, 2.5f))});
-  state = Dict(std::move(entries));
-}
 
 // Rank 0 and 2 hold only a replicated tensor (and rank 0 a value); rank 1
 // holds nothing. For a load, tensors are zero-filled and the value is None.
@@ -135,24 +81,20 @@ absl::Status CheckEdge(const StateDict& loaded, int64_t rank) {
   return absl::OkStatus();
 }
 
-struct RankResult {
-  absl::Status status;
-  std::vector<std::pair<std::string, int64_t>> counters;
-};
-
 absl::Status SaveDemo(const StateDict& state, const std::string& dir, Coordinator& coordinator,
-                      SavePlanner* planner = nullptr, bool overwrite = false) {
+                      SavePlanner* planner = nullptr, bool overwrite = false, bool kill = false) {
   FileSystemWriterOptions options;
   options.overwrite = overwrite;
-  FileSystemWriter writer(dir, options);
-  return Save(state, writer, coordinator, planner).status();
+  std::unique_ptr<FileSystemWriter> writer = kill ? std::make_unique<SelfKillingWriter>(dir, options)
+                                                  : std::make_unique<FileSystemWriter>(dir, options);
+  return Save(state, *writer, coordinator, planner).status();
 }
 
-RankResult RunScenario(const std::string& scenario, C10dCoordinator& coordinator) {
+RankResult RunScenario(const std::string& scenario, C10dCoordinator& coordinator, const C10dOptions&) {
   const int64_t rank = coordinator.rank();
   const int64_t world = coordinator.world_size();
-  const std::string dir = Env(kDirEnv);
-  const bool is_fault_rank = Env(kFaultRankEnv) == absl::StrCat(rank);
+  const std::string dir = RankDir();
+  const bool is_fault_rank = IsFaultRank(rank);
   const DemoModel model = tools::MakeDemoModel(kScaleMib);
   RankResult result;
   if (scenario == "save" || scenario == "save_kill" || scenario == "save_kill_overwrite" ||
@@ -165,17 +107,12 @@ RankResult RunScenario(const std::string& scenario, C10dCoordinator& coordinator
       struct rlimit limit = {4096, 4096};
       if (setrlimit(RLIMIT_FSIZE, &limit) != 0) return {absl::InternalError("setrlimit failed")};
     }
-    KillingSavePlanner killer;
     const bool overwrite = scenario == "save_kill_overwrite";
     const bool kill = (scenario == "save_kill" || overwrite) && is_fault_rank;
     if (kill) AddFaultPadding(*state);
-    result.status = SaveDemo(*state, dir, coordinator, kill ? &killer : nullptr, overwrite);
+    result.status = SaveDemo(*state, dir, coordinator, nullptr, overwrite, kill);
   } else if (scenario == "load") {
-    absl::StatusOr<StateDict> state = tools::RankStateDict(model, rank, world, /*for_load=*/true);
-    if (!state.ok()) return {state.status()};
-    FileSystemReader reader(dir);
-    result.status = Load(*state, reader, coordinator);
-    if (result.status.ok()) result.status = tools::VerifyRankStateDict(model, *state, rank, world);
+    result.status = LoadAndVerifyDemoModel(model, dir, coordinator);
   } else if (scenario == "edge_save") {
     result.status = SaveDemo(EdgeStateDict(rank, false), dir, coordinator);
   } else if (scenario == "edge_load") {
@@ -204,99 +141,6 @@ RankResult RunScenario(const std::string& scenario, C10dCoordinator& coordinator
   return result;
 }
 
-// Report: first line "OK" or the status; then "name value" lines.
-int RankMain() {
-  RankResult result;
-  absl::StatusOr<C10dOptions> options = C10dOptionsFromEnv();
-  int64_t timeout_ms = 0;
-  if (!options.ok()) {
-    result.status = options.status();
-  } else {
-    if (absl::SimpleAtoi(Env(kTimeoutMsEnv), &timeout_ms)) options->timeout = absl::Milliseconds(timeout_ms);
-    absl::StatusOr<std::unique_ptr<C10dCoordinator>> coordinator = ConnectC10d(*options);
-    result = coordinator.ok() ? RunScenario(Env(kScenarioEnv), **coordinator) : RankResult{coordinator.status()};
-  }
-  std::ofstream report(Env(kReportEnv), std::ios::trunc);
-  std::string status_line = result.status.ok() ? "OK" : result.status.ToString();
-  std::replace(status_line.begin(), status_line.end(), '\n', ' ');
-  report << status_line << "\n";
-  for (const auto& [name, value] : result.counters) report << name << " " << value << "\n";
-  report.close();
-  return report.good() ? 0 : 3;
-}
-
-// --- The parent side -------------------------------------------------------------
-
-struct RankRun {
-  internal::ProcessOutcome outcome;
-  std::string status_line;  // "OK", an error, or "" without a report
-  std::vector<std::pair<std::string, int64_t>> counters;
-  std::string output;
-};
-
-std::string TempDir() { return Env("TEST_TMPDIR").empty() ? "/tmp" : Env("TEST_TMPDIR"); }
-
-std::string FreshDir(const std::string& name) {
-  const std::string dir = absl::StrCat(TempDir(), "/", name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-std::vector<RankRun> RunRanks(const std::string& scenario, int64_t world_size, const std::string& dir,
-                              absl::Duration timeout, const std::string& fault_rank = "") {
-  absl::StatusOr<std::string> self = internal::CurrentExecutable();
-  absl::StatusOr<int> port = internal::PickFreeLoopbackPort();
-  if (!self.ok() || !port.ok()) {
-    ADD_FAILURE() << "cannot start ranks: " << self.status() << " " << port.status();
-    return {};
-  }
-  std::vector<internal::ProcessSpec> specs;
-  std::vector<std::string> stems;
-  for (int64_t rank = 0; rank < world_size; ++rank) {
-    stems.push_back(absl::StrCat(TempDir(), "/", scenario, "_", *port, "_rank", rank));
-    fs::remove(stems.back() + ".report");
-    internal::ProcessSpec spec;
-    spec.argv = {*self};
-    spec.env = internal::LoopbackRankEnv(rank, world_size, *port);
-    spec.env.insert(spec.env.end(), {{kScenarioEnv, scenario},
-                {kDirEnv, dir},
-                {kReportEnv, stems.back() + ".report"},
-                {kTimeoutMsEnv, absl::StrCat(absl::ToInt64Milliseconds(timeout))},
-                                     {kFaultRankEnv, fault_rank}});
-    spec.output_path = stems.back() + ".log";
-    specs.push_back(std::move(spec));
-  }
-  absl::StatusOr<std::vector<internal::ProcessOutcome>> outcomes =
-      internal::RunProcesses(specs, timeout + absl::Seconds(30));
-  if (!outcomes.ok()) {
-    ADD_FAILURE() << outcomes.status();
-    return {};
-  }
-  std::vector<RankRun> runs(world_size);
-  for (int64_t rank = 0; rank < world_size; ++rank) {
-    RankRun& run = runs[rank];
-    run.outcome = (*outcomes)[rank];
-    run.output = ReadFile(stems[rank] + ".log");
-    std::istringstream report(ReadFile(stems[rank] + ".report"));
-    std::getline(report, run.status_line);
-    std::string name;
-    int64_t value;
-    while (report >> name >> value) run.counters.push_back({name, value});
-  }
-  return runs;
-}
-
-void ExpectAllOk(const std::vector<RankRun>& runs, const std::string& what) {
-  ASSERT_FALSE(runs.empty()) << what;
-  for (size_t rank = 0; rank < runs.size(); ++rank) {
-    EXPECT_TRUE(runs[rank].outcome.Succeeded()) << what << " rank " << rank << ": "
-                                                << internal::ToString(runs[rank].outcome) << "\n"
-                                                << runs[rank].output;
-    EXPECT_EQ(runs[rank].status_line, "OK") << what << " rank " << rank << "\n" << runs[rank].output;
-  }
-}
-
 TEST(MultiprocessTest, SaveOnFourLoadsResharededOnTwoThreeAndFive) {
   const std::string dir = FreshDir("resharded");
   ExpectAllOk(RunRanks("save", 4, dir, kGenerous), "save on 4");
@@ -319,29 +163,13 @@ TEST(MultiprocessTest, EmptyAndReplicatedOnlyRanksSaveAndLoad) {
   ExpectAllOk(RunRanks("edge_load", 3, dir, kGenerous), "edge load on 3");
 }
 
-// Rank 2 of 3 kills itself (SIGKILL) in the middle of its data file; the
-// survivors must fail within the timeout, naming rank 2.
-void ExpectSurvivorsNameKilledRank(const std::vector<RankRun>& runs) {
-  EXPECT_EQ(runs[2].outcome.signal, SIGKILL) << internal::ToString(runs[2].outcome);
-  for (int rank : {0, 1}) {
-    EXPECT_FALSE(runs[rank].outcome.killed_at_deadline) << "rank " << rank << " hung\n" << runs[rank].output;
-    EXPECT_TRUE(runs[rank].outcome.Succeeded()) << internal::ToString(runs[rank].outcome);
-    // The transport's failure (the dead peer reset its connections, or it
-    // never arrived within the timeout), not a hang, with the dead rank named
-    // from its stopped heartbeat.
-    EXPECT_THAT(runs[rank].status_line, AnyOf(StartsWith("UNAVAILABLE"), StartsWith("DEADLINE_EXCEEDED"))) << rank;
-    EXPECT_THAT(runs[rank].status_line, HasSubstr("rank 2 stopped responding")) << rank;
-    std::cout << "surviving rank " << rank << ": " << runs[rank].status_line << "\n";
-  }
-}
-
 TEST(MultiprocessTest, RankKilledWhileOverwritingKeepsThePreviousCheckpoint) {
   const std::string dir = FreshDir("killed_overwrite");
   ExpectAllOk(RunRanks("save", 3, dir, kGenerous), "first save on 3");
   const absl::Duration timeout = absl::Seconds(15);
   std::vector<RankRun> runs = RunRanks("save_kill_overwrite", 3, dir, timeout, /*fault_rank=*/"2");
   ASSERT_EQ(runs.size(), 3u);
-  ExpectSurvivorsNameKilledRank(runs);
+  ExpectSurvivorsNameKilledRank(runs, /*killed=*/2);
   // The first save's checkpoint is whole: resharded onto 2 ranks, bitwise.
   ASSERT_TRUE(fs::exists(dir + "/.metadata"));
   ExpectAllOk(RunRanks("load", 2, dir, kGenerous), "load of the previous checkpoint on 2");
@@ -353,7 +181,7 @@ TEST(MultiprocessTest, RankKilledMidWriteLeavesNoMetadataAndTheOthersFail) {
   const absl::Time start = absl::Now();
   std::vector<RankRun> runs = RunRanks("save_kill", 3, dir, timeout, /*fault_rank=*/"2");
   ASSERT_EQ(runs.size(), 3u);
-  ExpectSurvivorsNameKilledRank(runs);
+  ExpectSurvivorsNameKilledRank(runs, /*killed=*/2);
   EXPECT_LT(absl::Now() - start, timeout + absl::Seconds(25));
   EXPECT_FALSE(fs::exists(dir + "/.metadata"));
   EXPECT_FALSE(fs::exists(dir + "/__2_0.distcp"));
@@ -369,13 +197,7 @@ TEST(MultiprocessTest, WriteFailureOnOneRankFailsEveryRankAndCommitsNothing) {
   const std::string dir = FreshDir("fsize");
   std::vector<RankRun> runs = RunRanks("save_fsize", 3, dir, kGenerous, /*fault_rank=*/"1");
   ASSERT_EQ(runs.size(), 3u);
-  for (int rank = 0; rank < 3; ++rank) {
-    EXPECT_TRUE(runs[rank].outcome.Succeeded()) << internal::ToString(runs[rank].outcome) << runs[rank].output;
-    EXPECT_NE(runs[rank].status_line, "OK") << rank;
-    EXPECT_THAT(runs[rank].status_line, HasSubstr("rank 1")) << rank;
-    EXPECT_THAT(runs[rank].status_line, HasSubstr("__1_0.distcp")) << rank;
-    std::cout << "rank " << rank << ": " << runs[rank].status_line << "\n";
-  }
+  ExpectEveryRankFailedWith(runs, {"rank 1", "__1_0.distcp"});
   EXPECT_FALSE(fs::exists(dir + "/.metadata"));
 }
 
@@ -445,8 +267,4 @@ TEST(MultiprocessTest, PlanCachingWritesTheSameFilesAndSendsLess) {
 }  // namespace
 }  // namespace dcplan
 
-int main(int argc, char** argv) {
-  if (!dcplan::Env(dcplan::kScenarioEnv).empty()) return dcplan::RankMain();
-  testing::InitGoogleTest(&argc, argv);
-  return RUN_ALL_TESTS();
-}
+int main(int argc, char** argv) { return dcplan::integration::RankOrTestMain(argc, argv, dcplan::RunScenario); }

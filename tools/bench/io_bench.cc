@@ -66,6 +66,7 @@
 #include "api/filesystem.h"
 #include "api/internal/subprocess.h"
 #include "api/state_dict.h"
+#include "tools/bench/process_memory.h"
 
 namespace dcplan::bench {
 namespace {
@@ -169,23 +170,6 @@ StateDict ToStateDict(const std::vector<Piece>& pieces, int64_t world) {
 }
 
 // --- Measurements inside a child -------------------------------------------------------
-
-int64_t ProcStatusKib(const char* field) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  const std::string prefix = std::string(field) + ":";
-  while (std::getline(in, line)) {
-    if (line.rfind(prefix, 0) == 0) return std::atoll(line.c_str() + prefix.size());
-  }
-  return -1;
-}
-
-bool ResetPeakRss() {
-  std::ofstream out("/proc/self/clear_refs");
-  out << "5";
-  out.flush();
-  return out.good();
-}
 
 double CpuSeconds() {
   rusage usage;

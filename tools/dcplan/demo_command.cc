@@ -13,9 +13,11 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "api/async_save.h"
 #include "api/checkpoint.h"
 #include "api/coordinator.h"
 #include "api/filesystem.h"
+#include "tools/dcplan/demo_async.h"
 #include "tools/dcplan/demo_model.h"
 #include "tools/dcplan/demo_procs.h"
 #include "tools/dcplan/user_path.h"
@@ -33,6 +35,7 @@ struct DemoArgs {
   int64_t save_procs = 0;
   int64_t load_procs = 0;  // 0: save_procs - 1, at least 1
   int64_t timeout_s = 120;
+  bool async = false;  // AsyncSave while a stand-in training loop changes the tensors
 };
 
 absl::StatusOr<DemoArgs> ParseArgs(const std::vector<std::string>& args) {
@@ -51,6 +54,8 @@ absl::StatusOr<DemoArgs> ParseArgs(const std::vector<std::string>& args) {
       parsed.dir = args[++i];
     } else if (arg == "--overwrite") {
       parsed.overwrite = true;
+    } else if (arg == "--async") {
+      parsed.async = true;
     } else if (arg == "--ranks") {
       status = next_int(&parsed.save_ranks, 1, 64);
     } else if (arg == "--load-ranks") {
@@ -108,11 +113,22 @@ int Demo(const DemoArgs& args, std::string* out, std::string* err) {
 
   absl::StrAppend(out, "save: ", args.save_ranks, " ranks -> ", dir, "\n");
   absl::Time start = absl::Now();
+  InProcessGroup async_group(args.save_ranks, absl::Seconds(120));  // --async: the background write's own
+  std::string async_summary;
   absl::Status saved = RunRanks(args.save_ranks, [&](int64_t rank, Coordinator& coordinator) -> absl::Status {
-    absl::StatusOr<StateDict> state = RankStateDict(model, rank, args.save_ranks, /*for_load=*/false);
+    // --async trains on the tensors after the save point, so each rank gets a
+    // model of its own: the threads would otherwise share replicated tensors
+    // and the global tensors the load is checked against.
+    const DemoModel rank_model = args.async ? MakeDemoModel(args.scale_mib) : model;
+    absl::StatusOr<StateDict> state = RankStateDict(rank_model, rank, args.save_ranks, /*for_load=*/false);
     if (!state.ok()) return state.status();
     FileSystemWriter writer(dir, FileSystemWriterOptions{args.overwrite});
-    return Save(*state, writer, coordinator).status();
+    if (!args.async) return Save(*state, writer, coordinator).status();
+    AsyncSaveOptions options;
+    options.background_coordinator = &async_group.coordinator(rank);
+    AsyncSaveWhileTrainingResult result = AsyncSaveWhileTraining(*state, writer, coordinator, options);
+    if (rank == 0) async_summary = AsyncSaveSummary(result);
+    return result.saved.status();
   });
   const absl::Duration save_time = absl::Now() - start;
   if (!saved.ok()) {
@@ -129,6 +145,7 @@ int Demo(const DemoArgs& args, std::string* out, std::string* err) {
     absl::StrAppend(out, absl::StrFormat("  %-20s %12d bytes\n", file.filename().string(), size));
   }
   absl::StrAppend(out, "  saved ", Megabytes(checkpoint_bytes), " in ", Throughput(checkpoint_bytes, save_time), "\n");
+  if (args.async) absl::StrAppend(out, "  rank 0: ", async_summary, "\n");
 
   absl::StrAppend(out, "load: ", args.load_ranks, " ranks, resharded\n");
   start = absl::Now();
@@ -159,8 +176,8 @@ int Demo(const DemoArgs& args, std::string* out, std::string* err) {
 }  // namespace
 
 std::string DemoHelp() {
-  return R"(usage: dcplan demo [--dir DIR] [--overwrite] [--ranks N] [--load-ranks M] [--scale MIB]
-       dcplan demo --procs N [--load-procs M] [--timeout SECONDS] [--dir DIR] [--overwrite] [--scale MIB]
+  return R"(usage: dcplan demo [--dir DIR] [--overwrite] [--async] [--ranks N] [--load-ranks M] [--scale MIB]
+       dcplan demo --procs N [--load-procs M] [--timeout SECONDS] [--dir DIR] [--overwrite] [--async] [--scale MIB]
 
 Saves a small sharded model (nested model and optimizer state: FSDP row
 shards, 2-D block shards, replicated tensors, 0-d tensors, non-tensor values)
@@ -171,6 +188,10 @@ value. Prints the files, bytes and throughput.
   --dir DIR      save into DIR and keep the checkpoint (default: a temporary
                  directory, removed afterwards)
   --overwrite    replace a checkpoint already in DIR
+  --async        save with AsyncSave; after it returns, a stand-in training
+                 loop overwrites every tensor in place while the checkpoint is
+                 written; the load then checks it holds the tensors as they
+                 were when AsyncSave returned
   --scale MIB    about how many MiB of tensors per layer group (default 4)
   --procs N      run every rank as its own process (this binary, re-executed
                  with RANK, WORLD_SIZE, MASTER_ADDR=127.0.0.1 and MASTER_PORT),
@@ -205,6 +226,7 @@ int DemoMain(const std::vector<std::string>& args, std::string* stdout_text, std
     options.load_procs = parsed->load_procs > 0 ? parsed->load_procs : std::max<int64_t>(1, parsed->save_procs - 1);
     options.scale_mib = parsed->scale_mib;
     options.timeout = absl::Seconds(parsed->timeout_s);
+    options.async = parsed->async;
     return RunProcsDemo(options, stdout_text, stderr_text);
   }
   return Demo(*parsed, stdout_text, stderr_text);

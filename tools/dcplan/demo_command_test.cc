@@ -8,11 +8,14 @@
 #include <ATen/ATen.h>
 
 #include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tools/dcplan/demo_model.h"
 
 namespace dcplan::tools {
 namespace {
+
+using ::testing::HasSubstr;
 
 std::string TempDir(const std::string& name) { return absl::StrCat(std::getenv("TEST_TMPDIR"), "/", name); }
 
@@ -33,6 +36,16 @@ TEST(DemoTest, SavesLoadsReshardedAndKeepsTheCheckpointWithDir) {
   EXPECT_EQ(DemoMain({"--dir", dir, "--scale", "1", "--overwrite", "--ranks", "2", "--load-ranks", "5"}, &out, &err),
             0)
       << err;
+}
+
+TEST(DemoTest, AsyncSaveKeepsTheSnapshotWhileTrainingOverwritesTheTensors) {
+  const std::string dir = TempDir("async");
+  std::string out, err;
+  ASSERT_EQ(DemoMain({"--async", "--dir", dir, "--scale", "1", "--ranks", "3", "--load-ranks", "2"}, &out, &err), 0)
+      << err << out;
+  EXPECT_THAT(out, HasSubstr("AsyncSave returned after"));
+  EXPECT_THAT(out, HasSubstr("training steps overwrote every tensor"));
+  EXPECT_THAT(out, HasSubstr("loaded and verified"));
 }
 
 TEST(DemoTest, UsageErrors) {
