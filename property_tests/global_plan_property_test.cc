@@ -170,7 +170,7 @@ RC_GTEST_PROP(GlobalPlanProperty, PipelineComposesItsSteps, ()) {
   bool conflicting_shapes = false;
   for (const ScenarioEntry& entry : s.scenario.entries) {
     if (const auto* whole = std::get_if<ReplicatedEntry>(&entry)) {
-      conflicting_shapes = conflicting_shapes || !whole->conflicting_shapes.empty();
+      conflicting_shapes = conflicting_shapes || !whole->conflicts.empty();
     }
   }
   if (!conflicting_shapes) RC_ASSERT(deduped->conflicts.empty() == full->valid());
