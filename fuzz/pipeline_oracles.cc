@@ -134,26 +134,6 @@ StateDictDescription DescribeCheckpointReference(const Metadata& metadata,
   return description;
 }
 
-FlattenMapping MergePlannerDataReference(const std::vector<SavePlan>& plans) {
-  std::vector<std::string> order;
-  absl::flat_hash_set<std::string> seen;
-  for (size_t r = plans.size(); r-- > 0;) {
-    for (const auto& [key, path] : *plans[r].planner_data) {
-      if (seen.insert(key).second) order.push_back(key);
-    }
-  }
-  FlattenMapping merged;
-  for (const std::string& key : order) {
-    for (const SavePlan& plan : plans) {
-      if (const ObjectPath* path = plan.planner_data->Find(key)) {
-        merged.InsertOrAssign(key, *path);
-        break;
-      }
-    }
-  }
-  return merged;
-}
-
 absl::StatusOr<absl::flat_hash_map<MetadataIndex, int64_t>> DedupOwnersReference(const std::vector<SavePlan>& plans,
                                                                                   DedupPolicy policy) {
   std::vector<MetadataIndex> keys;  // first-seen order

@@ -47,9 +47,6 @@ std::vector<ExpectedRequest> LocalLoadPlanReference(const StateDictDescription& 
 StateDictDescription DescribeCheckpointReference(const Metadata& metadata,
                                                  const std::optional<absl::flat_hash_set<std::string>>& keys);
 
-// dict(ChainMap(*mappings)) of the plans' planner_data (all present).
-FlattenMapping MergePlannerDataReference(const std::vector<SavePlan>& plans);
-
 // The rank each item key is written by after kPyTorch or kLowestRank dedup
 // (dedup.h), for plans without conflicts. Error if an item's storage size
 // overflows.
