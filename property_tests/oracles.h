@@ -12,7 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "engine/box.h"
+#include "engine/description.h"
 #include "engine/dtype.h"
 #include "engine/metadata.h"
 #include "engine/object_path.h"
@@ -34,6 +36,12 @@ int64_t PayloadBytesReference(const WriteItem& item);
 // PyTorch's tensor_storage_size(): the global size's element count times the
 // element size; nullopt for bytes items.
 std::optional<int64_t> StorageBytesReference(const WriteItem& item);
+
+// DescribeCheckpoint's contract (load_planner.h): a key is included when
+// `keys` is unset, holds the key, or holds one of the key's object-path
+// prefixes joined by "." (only for keys with a recorded path).
+StateDictDescription DescribeCheckpointReference(const Metadata& metadata,
+                                                 const std::optional<absl::flat_hash_set<std::string>>& keys);
 
 // "a.b.0": the elements joined by '.', indices in decimal.
 std::string JoinedKey(const ObjectPath& path);
