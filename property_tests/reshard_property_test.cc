@@ -294,8 +294,14 @@ RC_GTEST_PROP(LoadProperty, DescribeCheckpointIncludesByKeyOrPathPrefix, ()) {
   std::optional<absl::flat_hash_set<std::string>> keys;
   if (*rc::gen::weightedElement<bool>({{4, true}, {1, false}})) {
     keys.emplace();
+    std::vector<std::string> stored;
+    for (const auto& [key, value] : metadata.state_dict_metadata) stored.push_back(key);
     const int n = *rc::gen::inRange(0, 4);
-    for (int i = 0; i < n; ++i) keys->insert(*rc::gen::element<std::string>(GenKey(), "model", "model.a"));
+    for (int i = 0; i < n; ++i) {
+      const std::string one_stored = *rc::gen::elementOf(stored);
+      const std::vector<std::string> choices = {one_stored, one_stored, GenKey(), "model", "model.a"};
+      keys->insert(*rc::gen::elementOf(choices));
+    }
   }
   const StateDictDescription described = DescribeCheckpoint(metadata, keys);
   RC_CLASSIFY(keys.has_value() && !described.values.empty() && described.values.size() < metadata.state_dict_metadata.size(),
