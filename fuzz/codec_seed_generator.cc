@@ -1,7 +1,10 @@
 // Writes the seed corpus of codec_fuzzer: the encodings of small, valid plans
 // and metadata, each prefixed with codec_fuzzer's selector byte (the kind's
 // position: 0 SavePlan, 1 LoadPlan, 2 Metadata, 3 SavePlan list, 4 LoadPlan
-// list). Run once; its output is committed under fuzz/corpus/codec/:
+// list), and near-canonical messages the decoders must reject (one
+// non-canonical detail each, so that the fuzz replay reaches every
+// canonicality check). Run once; its output is committed under
+// fuzz/corpus/codec/:
 //
 //   bazel run //fuzz:codec_seed_generator -- "$PWD/fuzz/corpus/codec"
 
@@ -11,6 +14,7 @@
 #include <vector>
 
 #include "engine/codec.h"
+#include "fuzz/codec_near_canonical.h"
 #include "engine/metadata.h"
 #include "engine/plan.h"
 
@@ -137,7 +141,11 @@ int main(int argc, char** argv) {
                   WriteSeed(dir, "load_plans_two_ranks", 4, EncodeLoadPlans(load_plans)) &&
                   // Selector 5+: the message goes to every decoder.
                   WriteSeed(dir, "any_kind_metadata", 5, EncodeMetadata(SmallMetadata(true)));
-  if (!ok) {
+  bool near_ok = true;
+  for (const NearCanonical& seed : NearCanonicalMessages()) {
+    near_ok = near_ok && WriteSeed(dir, seed.name, seed.selector, seed.message);
+  }
+  if (!ok || !near_ok) {
     std::fprintf(stderr, "cannot write seeds to %s\n", dir.c_str());
     return 1;
   }

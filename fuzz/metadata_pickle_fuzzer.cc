@@ -31,6 +31,7 @@
 #include "fuzz/fuzz_check.h"
 #include "fuzz/pipeline_checks.h"
 #include "fuzz/pipeline_oracles.h"
+#include "property_tests/oracles.h"
 
 namespace dcplan::fuzzing {
 namespace {
@@ -60,13 +61,14 @@ void FuzzMetadataPickle(absl::string_view bytes) {
   CheckValidationMatchesOracle(metadata.state_dict_metadata);
 
   const StateDictDescription everything = DescribeCheckpoint(metadata, std::nullopt);
-  FUZZ_CHECK(everything == DescribeCheckpointReference(metadata, std::nullopt),
+  FUZZ_CHECK(everything == proptest::DescribeCheckpointReference(metadata, std::nullopt),
              "DescribeCheckpoint(everything) differs from the reference:\n" + Describe(everything));
   const absl::flat_hash_set<std::string> keys = SomeKeys(metadata);
   const StateDictDescription some = DescribeCheckpoint(metadata, keys);
-  FUZZ_CHECK(some == DescribeCheckpointReference(metadata, keys),
+  FUZZ_CHECK(some == proptest::DescribeCheckpointReference(metadata, keys),
              absl::StrCat("DescribeCheckpoint(", absl::StrJoin(keys, ", "), ") differs from the reference:\n",
-                          Describe(some), "expected:\n", Describe(DescribeCheckpointReference(metadata, keys))));
+                          Describe(some), "expected:\n",
+                          Describe(proptest::DescribeCheckpointReference(metadata, keys))));
   const LoadPlannerOptions strict{true};
   const LocalLoadPlan load = CreateLocalLoadPlan(everything, metadata, strict, 0);
   CheckLocalLoadPlan(everything, metadata, strict, 0, load);

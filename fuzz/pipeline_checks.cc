@@ -13,6 +13,7 @@
 #include "engine/testing/validate_oracle.h"
 #include "engine/validate.h"
 #include "fuzz/pipeline_oracles.h"
+#include "property_tests/oracles.h"
 
 namespace dcplan::fuzzing {
 namespace {
@@ -317,7 +318,7 @@ void CheckGlobalSavePlan(const std::vector<SavePlan>& local_plans, const SavePla
   CheckMetadataMatchesPlans(global, options.rewrite_index_hints);
   const Metadata& metadata = global.metadata;
   if (options.flatten_state_dict) {
-    FUZZ_CHECK(metadata.planner_data == MergePlannerDataReference(local_plans),
+    FUZZ_CHECK(metadata.planner_data == proptest::ChainMapReference(local_plans),
                "metadata.planner_data is not the ChainMap merge of the ranks' mappings");
   } else {
     FUZZ_CHECK(!metadata.planner_data.has_value(), "planner_data set without flatten_state_dict");

@@ -108,52 +108,6 @@ std::vector<ExpectedRequest> LocalLoadPlanReference(const StateDictDescription& 
   return expected;
 }
 
-StateDictDescription DescribeCheckpointReference(const Metadata& metadata,
-                                                 const std::optional<absl::flat_hash_set<std::string>>& keys) {
-  StateDictDescription description;
-  if (metadata.planner_data) description.mapping.emplace();
-  for (const auto& [key, entry] : metadata.state_dict_metadata) {
-    const ObjectPath* path = metadata.planner_data ? metadata.planner_data->Find(key) : nullptr;
-    bool included = !keys || keys->contains(key);
-    std::string prefix;
-    for (size_t i = 0; path != nullptr && !included && i < path->size(); ++i) {
-      if (i > 0) prefix += ".";
-      const PathElement& element = (*path)[i];
-      prefix += std::holds_alternative<std::string>(element) ? std::get<std::string>(element)
-                                                            : std::to_string(std::get<int64_t>(element));
-      included = keys->contains(prefix);
-    }
-    if (!included) continue;
-    if (const auto* tensor = std::get_if<TensorStorageMetadata>(&entry)) {
-      description.values.InsertOrAssign(key, WholeTensor{tensor->size, tensor->properties});
-    } else {
-      description.values.InsertOrAssign(key, OpaqueValue{});
-    }
-    if (description.mapping) description.mapping->InsertOrAssign(key, path ? *path : ObjectPath{key});
-  }
-  return description;
-}
-
-FlattenMapping MergePlannerDataReference(const std::vector<SavePlan>& plans) {
-  std::vector<std::string> order;
-  absl::flat_hash_set<std::string> seen;
-  for (size_t r = plans.size(); r-- > 0;) {
-    for (const auto& [key, path] : *plans[r].planner_data) {
-      if (seen.insert(key).second) order.push_back(key);
-    }
-  }
-  FlattenMapping merged;
-  for (const std::string& key : order) {
-    for (const SavePlan& plan : plans) {
-      if (const ObjectPath* path = plan.planner_data->Find(key)) {
-        merged.InsertOrAssign(key, *path);
-        break;
-      }
-    }
-  }
-  return merged;
-}
-
 absl::StatusOr<absl::flat_hash_map<MetadataIndex, int64_t>> DedupOwnersReference(const std::vector<SavePlan>& plans,
                                                                                   DedupPolicy policy) {
   std::vector<MetadataIndex> keys;  // first-seen order

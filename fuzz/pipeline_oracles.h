@@ -41,15 +41,6 @@ struct ExpectedRequest {
 std::vector<ExpectedRequest> LocalLoadPlanReference(const StateDictDescription& description,
                                                     const Metadata& metadata, bool strict);
 
-// DescribeCheckpoint's contract (load_planner.h): a key is included when
-// `keys` is unset, holds the key, or holds one of the key's object-path
-// prefixes joined by "." (only for keys with a recorded path).
-StateDictDescription DescribeCheckpointReference(const Metadata& metadata,
-                                                 const std::optional<absl::flat_hash_set<std::string>>& keys);
-
-// dict(ChainMap(*mappings)) of the plans' planner_data (all present).
-FlattenMapping MergePlannerDataReference(const std::vector<SavePlan>& plans);
-
 // The rank each item key is written by after kPyTorch or kLowestRank dedup
 // (dedup.h), for plans without conflicts. Error if an item's storage size
 // overflows.

@@ -15,6 +15,7 @@
 #include "engine/dedup.h"
 #include "engine/plan.h"
 #include "property_tests/generators.h"
+#include "property_tests/oracles.h"
 
 namespace dcplan {
 namespace proptest {
@@ -87,6 +88,15 @@ std::vector<int32_t> SurvivingRanks(const std::vector<SavePlan>& result, const K
   return chosen;
 }
 
+// The first holder with the smallest load: ties go to the lowest rank.
+int32_t LeastLoaded(const std::vector<int32_t>& holders, const std::vector<int64_t>& load) {
+  int32_t best = holders.front();
+  for (int32_t r : holders) {
+    if (load[r] < load[best]) best = r;
+  }
+  return best;
+}
+
 // plan-json.md's greedy, written out plainly: keys in first-seen order, each
 // to the holder with the smallest running total (ties: lowest rank), which
 // grows by the last appearance's tensor_storage_size() (global size x element
@@ -95,21 +105,65 @@ std::vector<int32_t> PyTorchChoice(const KeyModel& m, size_t num_ranks) {
   std::vector<int64_t> load(num_ranks, 0);
   std::vector<int32_t> chosen(m.keys.size());
   for (size_t k = 0; k < m.keys.size(); ++k) {
-    int64_t weight = 1;
-    const WriteItem& item = *m.last_item[k];
-    if (item.tensor_data) {
-      int64_t bytes = ElementSize(item.tensor_data->properties.dtype);
-      for (int64_t d : item.tensor_data->size) bytes *= d;
-      if (bytes != 0) weight = bytes;
-    }
-    int32_t best = m.holders[k].front();
-    for (int32_t r : m.holders[k]) {
-      if (load[r] < load[best]) best = r;
-    }
-    chosen[k] = best;
-    load[best] += weight;
+    const int64_t bytes = StorageBytesReference(*m.last_item[k]).value_or(0);
+    chosen[k] = LeastLoaded(m.holders[k], load);
+    load[chosen[k]] += bytes == 0 ? 1 : bytes;
   }
   return chosen;
+}
+
+// Bytes each rank writes when every rank keeps the items chosen for it.
+std::vector<int64_t> RankBytes(const std::vector<SavePlan>& plans) {
+  std::vector<int64_t> bytes;
+  for (const SavePlan& plan : plans) {
+    int64_t total = 0;
+    for (const WriteItem& item : plan.items) total += PayloadBytesReference(item);
+    bytes.push_back(total);
+  }
+  return bytes;
+}
+
+// dedup.h's kBalanced, written out plainly: every rank starts with the bytes
+// of the items only it holds; replicated keys, largest first (real bytes of
+// the last appearance; equal sizes in first-seen order), each go to the
+// least-loaded holder (ties: lowest rank). The result replaces PyTorch's
+// greedy only if its largest per-rank total is strictly smaller.
+std::vector<int32_t> BalancedChoice(const std::vector<SavePlan>& plans, const KeyModel& m) {
+  std::vector<int64_t> load(plans.size(), 0);
+  std::vector<int32_t> chosen(m.keys.size(), -1);
+  for (int32_t r = 0; r < static_cast<int32_t>(plans.size()); ++r) {
+    for (const WriteItem& item : plans[r].items) {
+      const size_t k = m.id.at(item.index);
+      if (m.holders[k].size() != 1) continue;
+      chosen[k] = r;
+      load[r] += PayloadBytesReference(item);
+    }
+  }
+  std::vector<size_t> replicated;
+  for (size_t k = 0; k < m.keys.size(); ++k) {
+    if (m.holders[k].size() > 1) replicated.push_back(k);
+  }
+  // Insertion sort: a key moves before earlier keys only if strictly larger.
+  for (size_t i = 1; i < replicated.size(); ++i) {
+    for (size_t j = i; j > 0; --j) {
+      const int64_t here = PayloadBytesReference(*m.last_item[replicated[j]]);
+      const int64_t before = PayloadBytesReference(*m.last_item[replicated[j - 1]]);
+      if (here <= before) break;
+      std::swap(replicated[j], replicated[j - 1]);
+    }
+  }
+  for (size_t k : replicated) {
+    chosen[k] = LeastLoaded(m.holders[k], load);
+    load[chosen[k]] += PayloadBytesReference(*m.last_item[k]);
+  }
+  const std::vector<int32_t> pytorch = PyTorchChoice(m, plans.size());
+  const std::vector<int64_t> balanced_bytes = RankBytes(ApplyChoice(plans, m, chosen));
+  const std::vector<int64_t> pytorch_bytes = RankBytes(ApplyChoice(plans, m, pytorch));
+  const int64_t balanced_max = *std::max_element(balanced_bytes.begin(), balanced_bytes.end());
+  const int64_t pytorch_max = *std::max_element(pytorch_bytes.begin(), pytorch_bytes.end());
+  RC_CLASSIFY(balanced_max < pytorch_max, "balancer's own result");
+  RC_CLASSIFY(balanced_max == pytorch_max && chosen != pytorch, "tie between different choices");
+  return balanced_max < pytorch_max ? chosen : pytorch;
 }
 
 bool SameData(const WriteItem& a, const WriteItem& b) {
@@ -137,7 +191,17 @@ std::vector<SavePlan> Plans(const Scenario& scenario) {
 ScenarioLimits GeneralLimits() {
   ScenarioLimits limits;
   limits.allow_conflicts = true;
+  limits.allow_shard_disagreement = true;
   return limits;
+}
+
+// Whether the copies of some key weigh differently for the PyTorch greedy
+// (first and last appearance), so that using the wrong one can matter.
+bool FirstAndLastWeighDifferently(const KeyModel& m) {
+  for (size_t k = 0; k < m.keys.size(); ++k) {
+    if (StorageBytesReference(*m.first_item[k]) != StorageBytesReference(*m.last_item[k])) return true;
+  }
+  return false;
 }
 
 void Classify(const Scenario& s) {
@@ -199,19 +263,26 @@ RC_GTEST_PROP(DedupProperty, PyTorchPolicyIsTheSpecifiedGreedy, ()) {
   Classify(scenario);
   const std::vector<SavePlan> plans = Plans(scenario);
   const KeyModel m = BuildKeyModel(plans);
+  RC_CLASSIFY(FirstAndLastWeighDifferently(m), "copies weigh differently");
   RC_ASSERT(Dedup(plans, DedupPolicy::kPyTorch).plans == ApplyChoice(plans, m, PyTorchChoice(m, plans.size())));
 }
 
-RC_GTEST_PROP(DedupProperty, BalancedIsNeverWorseThanPyTorch, ()) {
+// The balancer's exact rule, ties included (dedup.h), and its promise.
+RC_GTEST_PROP(DedupProperty, BalancedIsTheSpecifiedRule, ()) {
   const Scenario scenario = *GenScenario(GeneralLimits());
   Classify(scenario);
   const std::vector<SavePlan> plans = Plans(scenario);
-  absl::StatusOr<std::vector<int64_t>> balanced = PlanBytes(Dedup(plans, DedupPolicy::kBalanced).plans);
-  absl::StatusOr<std::vector<int64_t>> pytorch = PlanBytes(Dedup(plans, DedupPolicy::kPyTorch).plans);
-  RC_ASSERT(balanced.ok());
-  RC_ASSERT(pytorch.ok());
-  RC_CLASSIFY(MaxOf(*balanced) < MaxOf(*pytorch), "balanced strictly better");
-  RC_ASSERT(MaxOf(*balanced) <= MaxOf(*pytorch));
+  const KeyModel m = BuildKeyModel(plans);
+  RC_CLASSIFY(FirstAndLastWeighDifferently(m), "copies weigh differently");
+  const std::vector<SavePlan> balanced = Dedup(plans, DedupPolicy::kBalanced).plans;
+  RC_ASSERT(balanced == ApplyChoice(plans, m, BalancedChoice(plans, m)));
+  const std::vector<int64_t> balanced_bytes = RankBytes(balanced);
+  const std::vector<int64_t> pytorch_bytes = RankBytes(Dedup(plans, DedupPolicy::kPyTorch).plans);
+  RC_ASSERT(MaxOf(balanced_bytes) <= MaxOf(pytorch_bytes));
+  // PlanBytes is the same accounting.
+  absl::StatusOr<std::vector<int64_t>> plan_bytes = PlanBytes(balanced);
+  RC_ASSERT(plan_bytes.ok());
+  RC_ASSERT(*plan_bytes == balanced_bytes);
 }
 
 // DDP-style scenarios: every replicated item is held by all P ranks, every
@@ -241,18 +312,15 @@ RC_GTEST_PROP(DedupProperty, BalancedMeetsListSchedulingBoundOnDdpScenarios, ())
   for (size_t k = 0; k < m.keys.size(); ++k) {
     const int64_t holders = static_cast<int64_t>(m.holders[k].size());
     RC_ASSERT(holders == 1 || holders == P);  // the generator's promise
-    absl::StatusOr<int64_t> bytes = m.first_item[k]->PayloadBytes();
-    RC_ASSERT(bytes.ok());
-    total += *bytes;
+    const int64_t bytes = PayloadBytesReference(*m.first_item[k]);
+    total += bytes;
     if (holders == 1) {
-      forced[m.holders[k][0]] += *bytes;
+      forced[m.holders[k][0]] += bytes;
     } else {
-      largest_replicated = std::max(largest_replicated, *bytes);
+      largest_replicated = std::max(largest_replicated, bytes);
     }
   }
-  absl::StatusOr<std::vector<int64_t>> balanced = PlanBytes(Dedup(plans, DedupPolicy::kBalanced).plans);
-  RC_ASSERT(balanced.ok());
-  const __int128 max_rank = MaxOf(*balanced);
+  const __int128 max_rank = MaxOf(RankBytes(Dedup(plans, DedupPolicy::kBalanced).plans));
   const __int128 bound = std::max<__int128>(static_cast<__int128>(MaxOf(forced)) * P,
                                             total + static_cast<__int128>(P - 1) * largest_replicated);
   RC_CLASSIFY(largest_replicated > 0, "has replicated bytes");

@@ -2,6 +2,7 @@
 // the traversal rules of spec/planner.md §2.2-2.3, unflattening restores the
 // nested structure, and colliding keys are errors, never silent merges.
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -14,9 +15,11 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "engine/flatten.h"
 #include "engine/object_path.h"
 #include "property_tests/generators.h"
+#include "property_tests/oracles.h"
 
 namespace dcplan {
 namespace proptest {
@@ -88,7 +91,7 @@ std::vector<Leaf> ReferenceLeaves(const TestTree& root, KeyFormat format) {
 bool HasDuplicateKeys(const std::vector<Leaf>& leaves) {
   absl::flat_hash_set<std::string> keys;
   for (const Leaf& leaf : leaves) {
-    if (!keys.insert(FlatKey(leaf.path)).second) return true;
+    if (!keys.insert(JoinedKey(leaf.path)).second) return true;
   }
   return false;
 }
@@ -113,7 +116,7 @@ void CheckFlattening(const TestTree& tree, KeyFormat format, const FlatStateDict
   RC_ASSERT(flat.values.size() == leaves.size());
   RC_ASSERT(flat.mapping.size() == leaves.size());
   for (size_t i = 0; i < leaves.size(); ++i) {
-    const std::string key = FlatKey(leaves[i].path);
+    const std::string key = JoinedKey(leaves[i].path);
     RC_ASSERT(flat.mapping.at_position(i).first == key);
     RC_ASSERT(flat.mapping.at_position(i).second == leaves[i].path);
     RC_ASSERT(flat.values.at_position(i).first == key);
@@ -205,13 +208,95 @@ RC_GTEST_PROP(FlattenProperty, ConstructedCollisionIsReported, ()) {
   const size_t at_nested = *rc::gen::inRange<size_t>(0, entries.size() + 1);
   entries.insert(entries.begin() + at_nested, TestTree::Entry{"c", std::move(nested)});
   const size_t at_flat = *rc::gen::inRange<size_t>(0, entries.size() + 1);
-  entries.insert(entries.begin() + at_flat, TestTree::Entry{FlatKey(path), TestTree::MakeLeaf(TestLeaf{true, 3000})});
+  entries.insert(entries.begin() + at_flat, TestTree::Entry{JoinedKey(path), TestTree::MakeLeaf(TestLeaf{true, 3000})});
   const TestTree tree = TestTree::MakeMapping(std::move(entries));
 
   absl::StatusOr<FlatStateDict<TestLeaf>> flat = FlattenStateDict<TestLeaf>(tree, format, IsTensorLeaf);
   RC_ASSERT(!flat.ok());
   RC_ASSERT(absl::IsInvalidArgument(flat.status()));
-  RC_ASSERT(flat.status().message().find("duplicated flatten key " + FlatKey(path)) != absl::string_view::npos);
+  RC_ASSERT(flat.status().message().find("duplicated flatten key " + JoinedKey(path)) != absl::string_view::npos);
+}
+
+std::vector<std::string> Keys(const std::vector<Leaf>& leaves) {
+  std::vector<std::string> keys;
+  for (const Leaf& leaf : leaves) keys.push_back(JoinedKey(leaf.path));
+  return keys;
+}
+
+bool Contains(const std::vector<std::string>& keys, const std::string& key) {
+  return std::find(keys.begin(), keys.end(), key) != keys.end();
+}
+
+// The keys of a checkpoint saved from `tree` in `saved` format: the
+// reference keys, sometimes with some left out (a partial load), a key of the
+// other format or a foreign key added (a checkpoint of a slightly different
+// model).
+std::vector<std::string> CheckpointKeys(const TestTree& tree, KeyFormat saved) {
+  const KeyFormat other = saved == KeyFormat::kCurrent ? KeyFormat::kLegacy2_3 : KeyFormat::kCurrent;
+  std::vector<std::string> keys;
+  for (const std::string& key : Keys(ReferenceLeaves(tree, saved))) {
+    if (!Contains(keys, key)) keys.push_back(key);
+  }
+  const int change = *rc::gen::weightedElement<int>({{3, 0}, {1, 1}, {2, 2}, {1, 3}});
+  if (change == 1 && !keys.empty()) keys.erase(keys.begin() + *rc::gen::inRange<size_t>(0, keys.size()));
+  const std::vector<std::string> other_keys = Keys(ReferenceLeaves(tree, other));
+  if (change == 2 && !other_keys.empty()) {
+    const std::string& key = other_keys[*rc::gen::inRange<size_t>(0, other_keys.size())];
+    if (!Contains(keys, key)) keys.insert(keys.begin() + *rc::gen::inRange<size_t>(0, keys.size() + 1), key);
+  }
+  if (change == 3) keys.push_back("foreign.key");
+  return keys;
+}
+
+// Loading (spec/planner.md §5.2): the current keys are used unless some
+// checkpoint key is missing from them and one such key is a legacy key; then
+// the legacy flattening, unless it fails itself (a duplicated key only the
+// legacy traversal produces: dcplan then keeps the current format, an
+// intended difference from PyTorch). The flattening returned is the
+// reference flattening in the chosen format.
+RC_GTEST_PROP(FlattenProperty, LoadFallsBackToTheLegacyKeysOfTheCheckpoint, ()) {
+  const KeyFormat saved = GenFormat();
+  TreeLimits limits;
+  limits.allow_empty_mappings = true;
+  limits.allow_colliding_keys = *rc::gen::weightedElement<bool>({{3, true}, {1, false}});
+  const TestTree tree = *GenTree(limits);
+  const std::vector<std::string> checkpoint_keys = CheckpointKeys(tree, saved);
+  const std::vector<Leaf> current = ReferenceLeaves(tree, KeyFormat::kCurrent);
+  const std::vector<Leaf> legacy = ReferenceLeaves(tree, KeyFormat::kLegacy2_3);
+  const std::vector<std::string> current_keys = Keys(current);
+  const std::vector<std::string> legacy_keys = Keys(legacy);
+
+  bool extra = false, extra_legacy = false;
+  for (const std::string& key : checkpoint_keys) {
+    if (Contains(current_keys, key)) continue;
+    extra = true;
+    extra_legacy = extra_legacy || Contains(legacy_keys, key);
+  }
+  const bool legacy_fails = HasDuplicateKeys(legacy);
+  const KeyFormat expected = extra_legacy && !legacy_fails ? KeyFormat::kLegacy2_3 : KeyFormat::kCurrent;
+  RC_TAG(absl::StrCat("saved ", KeyFormatName(saved), ", loaded ", KeyFormatName(expected)));
+  RC_CLASSIFY(extra && !extra_legacy, "extra keys, none legacy");
+  RC_CLASSIFY(extra_legacy && legacy_fails, "legacy flattening fails");
+  RC_CLASSIFY(Keys(current) != Keys(legacy), "formats differ");
+
+  absl::StatusOr<LoadFlattening<TestLeaf>> loaded =
+      FlattenStateDictForLoad<TestLeaf>(tree, tree, checkpoint_keys, IsTensorLeaf);
+  if (HasDuplicateKeys(current)) {
+    RC_ASSERT(!loaded.ok());
+    RC_ASSERT(absl::IsInvalidArgument(loaded.status()));
+    return;
+  }
+  RC_ASSERT(loaded.ok());
+  RC_ASSERT(loaded->format == expected);
+  CheckFlattening(tree, expected, loaded->flat);
+  // The two steps of the decision, on their own.
+  std::vector<std::string> expected_extra;
+  for (const std::string& key : checkpoint_keys) {
+    if (!Contains(current_keys, key)) expected_extra.push_back(key);
+  }
+  RC_ASSERT(ExtraCheckpointKeys(checkpoint_keys, current_keys) == expected_extra);
+  RC_ASSERT(ChooseLoadKeyFormat(checkpoint_keys, current_keys, legacy_keys) ==
+            (extra_legacy ? KeyFormat::kLegacy2_3 : KeyFormat::kCurrent));
 }
 
 }  // namespace

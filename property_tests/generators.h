@@ -159,6 +159,17 @@ enum class Assignment : uint8_t {
   kGroups,      // HSDP: chunk i -> ranks i, i + G, i + 2G, ... (replicated shards)
 };
 
+// One rank describing a tensor differently from the other holders: for a
+// replicated tensor, another shape and/or dtype (a dedup conflict); for a
+// sharded tensor, another global size (same number of dims, so local planning
+// accepts it) and/or dtype, with the same local chunks (a plan error).
+struct Disagreement {
+  int32_t rank = 0;
+  Shape shape;
+  DType dtype = DType::kFloat32;
+};
+std::ostream& operator<<(std::ostream& os, const Disagreement& d);
+
 struct ShardedEntry {
   std::string fqn;
   TensorProperties properties;
@@ -168,6 +179,9 @@ struct ShardedEntry {
   // of a partition nobody saves is possible only with kOnePerRank when the
   // partition has more chunks than ranks, which the generator avoids).
   std::vector<std::vector<int32_t>> chunk_holders;
+  // ScenarioLimits::allow_shard_disagreement: holders of some chunk that
+  // describe the tensor with another global size or dtype.
+  std::vector<Disagreement> disagreements;
 };
 
 struct ReplicatedEntry {
@@ -176,8 +190,11 @@ struct ReplicatedEntry {
   Shape shape;
   HolderSet holder_set;
   std::vector<int32_t> holders;
-  // Holders that describe the tensor with another shape (a conflict).
-  std::vector<std::pair<int32_t, Shape>> conflicting_shapes;
+  // Holders that describe the tensor with another shape or dtype (a
+  // conflict); the shape either grows by one element in a dim or by a large
+  // factor, and the dtype's element size differs, so that the greedy's
+  // weights (the key's last appearance) change its choices.
+  std::vector<Disagreement> conflicts;
 };
 
 struct BytesEntry {
@@ -194,6 +211,9 @@ struct Scenario {
   std::vector<ScenarioEntry> entries;
   // Odd ranks list their values in reverse entry order.
   bool reverse_odd_ranks = false;
+  // Flatten mappings (Descriptions with_mapping) end every path with the
+  // rank, so that merging them shows which rank's path wins.
+  bool rank_tagged_paths = false;
 };
 std::ostream& operator<<(std::ostream& os, const Scenario& scenario);
 
@@ -212,8 +232,12 @@ struct ScenarioLimits {
   bool replicated_on_all_ranks = false;
   // Sharded partitions pass through WithDistinctOffsets.
   bool distinct_offsets = false;
-  // Some holders of a replicated tensor describe another shape.
+  // Some holders of a replicated tensor describe another shape or dtype.
   bool allow_conflicts = false;
+  // Some holders of a sharded tensor describe another global size or dtype.
+  bool allow_shard_disagreement = false;
+  // Scenario::rank_tagged_paths is sometimes set.
+  bool allow_rank_tagged_paths = false;
   // Bound on every tensor's volume (the reshard tests copy elements).
   ShapeLimits shape_limits;
 };

@@ -2,7 +2,9 @@
 // index hints, the metadata's chunks and key order, plan order.
 
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <variant>
 #include <vector>
@@ -14,12 +16,15 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "engine/dedup.h"
 #include "engine/metadata.h"
 #include "engine/plan.h"
 #include "engine/save_planner.h"
 #include "engine/validate.h"
 #include "property_tests/generators.h"
+#include "property_tests/oracles.h"
 
 namespace dcplan {
 namespace proptest {
@@ -37,6 +42,8 @@ Setup GenSetup() {
   // Without distinct offsets, an empty shard at the offsets of a non-empty
   // one is a conflict (an invalid plan): keep most scenarios valid.
   limits.distinct_offsets = *rc::gen::weightedElement<bool>({{3, true}, {1, false}});
+  limits.allow_shard_disagreement = *rc::gen::weightedElement<bool>({{1, true}, {2, false}});
+  limits.allow_rank_tagged_paths = true;
   Setup s;
   s.scenario = *GenScenario(limits);
   s.options.dedup = *rc::gen::element(DedupPolicy::kPyTorch, DedupPolicy::kLowestRank, DedupPolicy::kBalanced);
@@ -58,6 +65,57 @@ bool SameButHint(const WriteItem& a, WriteItem b) {
 
 bool IsTensorItem(const WriteItem& item) { return item.type != WriteItemType::kByteIO; }
 
+// An item the global plan must drop, with a kPlanError naming its rank and
+// position.
+struct Dropped {
+  std::string fqn;
+  size_t rank = 0;
+  size_t item = 0;
+};
+
+// save_planner.h's rules, visiting ranks and items in order: a bytes or
+// whole-tensor item whose fqn is already saved, a shard of an fqn saved as a
+// bytes value or a whole tensor, a shard disagreeing with the fqn's first
+// item on dtype or global size, a tensor item without tensor data.
+std::vector<Dropped> ExpectedDrops(const std::vector<SavePlan>& plans) {
+  struct Saved {
+    bool shards = false;  // else a bytes value or a whole tensor
+    DType dtype = DType::kFloat32;
+    Shape size;
+  };
+  std::map<std::string, Saved> saved;
+  std::vector<Dropped> drops;
+  for (size_t r = 0; r < plans.size(); ++r) {
+    for (size_t i = 0; i < plans[r].items.size(); ++i) {
+      const WriteItem& item = plans[r].items[i];
+      const auto it = saved.find(item.index.fqn);
+      bool drop = false;
+      if (!IsTensorItem(item)) {
+        drop = it != saved.end();
+        if (!drop) saved[item.index.fqn] = Saved{};
+      } else if (!item.tensor_data) {
+        drop = true;
+      } else if (it != saved.end()) {
+        drop = item.type != WriteItemType::kShard || !it->second.shards ||
+               it->second.dtype != item.tensor_data->properties.dtype || it->second.size != item.tensor_data->size;
+      } else {
+        saved[item.index.fqn] = Saved{item.type == WriteItemType::kShard, item.tensor_data->properties.dtype,
+                                      item.tensor_data->size};
+      }
+      if (drop) drops.push_back(Dropped{item.index.fqn, r, i});
+    }
+  }
+  return drops;
+}
+
+bool HasDisagreements(const Scenario& scenario) {
+  for (const ScenarioEntry& entry : scenario.entries) {
+    if (const auto* whole = std::get_if<ReplicatedEntry>(&entry); whole && !whole->conflicts.empty()) return true;
+    if (const auto* shards = std::get_if<ShardedEntry>(&entry); shards && !shards->disagreements.empty()) return true;
+  }
+  return false;
+}
+
 // The global plan of the deduplicated plans: hints are positions in the
 // metadata, the metadata lists exactly the chunks written (in visit order),
 // keys in first-appearance order, plans keep their items in order.
@@ -70,25 +128,29 @@ RC_GTEST_PROP(GlobalPlanProperty, HintsChunksAndOrders, ()) {
   RC_CLASSIFY(!g.problems.empty(), "plan errors");
   RC_ASSERT(g.plans.size() == input.size());
 
-  // Plans: the input's items in order, offending items (plan errors) left out.
-  absl::flat_hash_set<std::string> offending;
-  for (const PlanProblem& p : g.problems) {
+  // Plan errors: exactly the expected drops, in visiting order, each naming
+  // its rank and item; plans keep the other items in order.
+  const std::vector<Dropped> drops = ExpectedDrops(input);
+  RC_CLASSIFY(!drops.empty(), "dropped items");
+  RC_ASSERT(g.problems.size() == drops.size());
+  std::set<std::pair<size_t, size_t>> dropped;
+  for (size_t k = 0; k < drops.size(); ++k) {
+    const PlanProblem& p = g.problems[k];
     RC_ASSERT(p.kind == ProblemKind::kPlanError);
-    offending.insert(p.fqn);
+    RC_ASSERT(p.fqn == drops[k].fqn);
+    RC_ASSERT(absl::StrContains(p.message, absl::StrCat("rank ", drops[k].rank, ", item ", drops[k].item, " (")));
+    dropped.insert({drops[k].rank, drops[k].item});
   }
+  const bool offending = !drops.empty();
   for (size_t r = 0; r < input.size(); ++r) {
-    size_t j = 0;
-    for (const WriteItem& item : input[r].items) {
-      if (j < g.plans[r].items.size() && SameButHint(item, g.plans[r].items[j])) {
-        ++j;
-      } else {
-        RC_ASSERT(offending.contains(item.index.fqn));
-      }
+    std::vector<WriteItem> kept;
+    for (size_t i = 0; i < input[r].items.size(); ++i) {
+      if (!dropped.count({r, i})) kept.push_back(input[r].items[i]);
     }
-    RC_ASSERT(j == g.plans[r].items.size());
+    RC_ASSERT(g.plans[r].items.size() == kept.size());
+    for (size_t i = 0; i < kept.size(); ++i) RC_ASSERT(SameButHint(kept[i], g.plans[r].items[i]));
     RC_ASSERT(g.plans[r].storage_data == input[r].storage_data);
     RC_ASSERT(g.plans[r].planner_data == input[r].planner_data);
-    if (offending.empty()) RC_ASSERT(g.plans[r].items.size() == input[r].items.size());
   }
 
   // Visit the output plans in rank and item order: the expected metadata.
@@ -128,7 +190,7 @@ RC_GTEST_PROP(GlobalPlanProperty, HintsChunksAndOrders, ()) {
   }
 
   // Without plan errors the key order is the first appearance in the input.
-  if (offending.empty()) {
+  if (!offending) {
     std::vector<std::string> first_seen;
     absl::flat_hash_set<std::string> seen;
     for (const SavePlan& plan : input) {
@@ -155,9 +217,9 @@ RC_GTEST_PROP(GlobalPlanProperty, PipelineComposesItsSteps, ()) {
   RC_ASSERT(full->plans == g.plans);
   RC_ASSERT(full->metadata.state_dict_metadata == g.metadata.state_dict_metadata);
   if (s.options.flatten_state_dict) {
-    absl::StatusOr<FlattenMapping> merged = MergePlannerData(g.plans);
-    RC_ASSERT(merged.ok());
-    RC_ASSERT(full->metadata.planner_data == std::optional<FlattenMapping>(*merged));
+    const FlattenMapping merged = ChainMapReference(g.plans);
+    RC_CLASSIFY(s.scenario.rank_tagged_paths, "rank-tagged paths");
+    RC_ASSERT(full->metadata.planner_data == std::optional<FlattenMapping>(merged));  // order included
   } else {
     RC_ASSERT(!full->metadata.planner_data.has_value());
   }
@@ -167,13 +229,9 @@ RC_GTEST_PROP(GlobalPlanProperty, PipelineComposesItsSteps, ()) {
   problems.insert(problems.end(), invalid.begin(), invalid.end());
   RC_ASSERT(full->problems == problems);
   RC_CLASSIFY(!full->valid(), "invalid");
-  bool conflicting_shapes = false;
-  for (const ScenarioEntry& entry : s.scenario.entries) {
-    if (const auto* whole = std::get_if<ReplicatedEntry>(&entry)) {
-      conflicting_shapes = conflicting_shapes || !whole->conflicting_shapes.empty();
-    }
-  }
-  if (!conflicting_shapes) RC_ASSERT(deduped->conflicts.empty() == full->valid());
+  // Without disagreements only empty shards at a non-empty shard's offsets
+  // (generated without distinct offsets) conflict.
+  if (!HasDisagreements(s.scenario)) RC_ASSERT(deduped->conflicts.empty() == full->valid());
 }
 
 }  // namespace

@@ -54,14 +54,58 @@ std::ostream& operator<<(std::ostream& os, const Event& e) {
   return os << kEventNames[static_cast<int>(e.kind)] << "(rank " << e.rank << ", " << e.value << ")";
 }
 
+constexpr int kNumEventKinds = static_cast<int>(EventKind::kWorldSize) + 1;
+
+// Kinds uniformly, whatever the test size (rc::gen::inRange scales its range
+// with the size: the last kinds would only come late in a run).
 rc::Gen<Event> GenEvent() {
   return rc::gen::exec([] {
     Event e;
-    e.kind = static_cast<EventKind>(*rc::gen::inRange(0, static_cast<int>(EventKind::kWorldSize) + 1));
-    e.rank = *rc::gen::inRange<int32_t>(0, 1 << 20);
-    e.value = *rc::gen::inRange<int32_t>(0, 1000);
+    e.kind = static_cast<EventKind>(*rc::gen::resize(rc::kNominalSize, rc::gen::inRange(0, kNumEventKinds)));
+    e.rank = *rc::gen::resize(rc::kNominalSize, rc::gen::inRange<int32_t>(0, 1 << 20));
+    e.value = *rc::gen::resize(rc::kNominalSize, rc::gen::inRange<int32_t>(0, 1000));
     return e;
   });
+}
+
+// One round's events: a quarter of the rounds change only the options (every
+// rank sends a placeholder then, the case a cache must not serve from its
+// last round), the others have 0..3 events.
+rc::Gen<std::vector<Event>> GenRoundEvents() {
+  return rc::gen::exec([] {
+    if (*rc::gen::weightedElement<bool>({{1, true}, {3, false}})) {
+      Event e = *GenEvent();
+      e.kind = EventKind::kOptions;
+      return std::vector<Event>{e};
+    }
+    const size_t count = static_cast<size_t>(*rc::gen::resize(rc::kNominalSize, rc::gen::inRange(0, 4)));
+    return *rc::gen::container<std::vector<Event>>(count, GenEvent());
+  });
+}
+
+// 1..8 rounds.
+rc::Gen<std::vector<std::vector<Event>>> GenRounds() {
+  return rc::gen::exec([] {
+    const size_t rounds = static_cast<size_t>(*rc::gen::resize(rc::kNominalSize, rc::gen::inRange(1, 9)));
+    return *rc::gen::container<std::vector<std::vector<Event>>>(rounds, GenRoundEvents());
+  });
+}
+
+// Whether `rounds` has an event of `kind` / a round changing only the options.
+bool HasKind(const std::vector<std::vector<Event>>& rounds, EventKind kind) {
+  for (const auto& events : rounds) {
+    for (const Event& e : events) {
+      if (e.kind == kind) return true;
+    }
+  }
+  return false;
+}
+
+bool HasOptionsOnlyRound(const std::vector<std::vector<Event>>& rounds) {
+  for (const auto& events : rounds) {
+    if (events.size() == 1 && events[0].kind == EventKind::kOptions) return true;
+  }
+  return false;
 }
 
 ScenarioLimits Limits() {
@@ -155,8 +199,8 @@ void Apply(const Event& e, Job& job, std::vector<bool>& miss_finish) {
     case EventKind::kRankRestart: job.ranks[r].Invalidate(); return;
     case EventKind::kCoordinatorRestart: job.coordinator.Invalidate(); return;
     case EventKind::kMissFinish: miss_finish[r] = true; return;
-    case EventKind::kOptions:
-      job.options.dedup = static_cast<DedupPolicy>(e.value % 3);
+    case EventKind::kOptions:  // always another policy
+      job.options.dedup = static_cast<DedupPolicy>((static_cast<int>(job.options.dedup) + 1 + e.value % 2) % 3);
       return;
     case EventKind::kWorldSize:
       job.local = PlansOf(*GenScenario(Limits()));
@@ -181,19 +225,18 @@ RC_GTEST_PROP(PlanCacheProperty, CachedRoundsEqualPlanningFromScratch, ()) {
   Job job;
   job.local = PlansOf(*GenScenario(Limits()));
   job.Resize(job.local.size());
-  const int rounds = *rc::gen::resize(rc::kNominalSize, rc::gen::inRange(1, 9));
+  const std::vector<std::vector<Event>> rounds = *GenRounds();
+  for (int k = 0; k < kNumEventKinds; ++k) RC_CLASSIFY(HasKind(rounds, static_cast<EventKind>(k)), kEventNames[k]);
   std::optional<SavePlannerOptions> committed_options;
   bool seen[3] = {false, false, false};  // by CacheRound
-  bool retried = false, invalid = false;
-  for (int round = 0; round < rounds; ++round) {
+  bool retried = false, invalid = false, options_changed_all_unchanged = false;
+  for (const std::vector<Event>& events : rounds) {
     // Newest first: a plan broken twice gets its first original back.
     for (auto it = job.to_repair.rbegin(); it != job.to_repair.rend(); ++it) {
       if (it->first < job.local.size()) job.local[it->first] = it->second;
     }
     job.to_repair.clear();
     std::vector<bool> miss_finish(job.local.size(), false);
-    const std::vector<Event> events = *rc::gen::container<std::vector<Event>>(
-        static_cast<size_t>(*rc::gen::resize(rc::kNominalSize, rc::gen::inRange(0, 4))), GenEvent());
     for (const Event& e : events) Apply(e, job, miss_finish);
     const size_t world = job.local.size();
 
@@ -222,6 +265,10 @@ RC_GTEST_PROP(PlanCacheProperty, CachedRoundsEqualPlanningFromScratch, ()) {
     if (all_placeholders && committed_options && committed_options->dedup == job.options.dedup) {
       RC_ASSERT(result->round == CacheRound::kAllUnchanged);
     }
+    if (all_placeholders && committed_options && committed_options->dedup != job.options.dedup) {
+      options_changed_all_unchanged = true;
+      RC_ASSERT(result->round == CacheRound::kSomeChanged);
+    }
 
     absl::StatusOr<GlobalSavePlan> scratch = CreateGlobalSavePlan(job.local, job.options);
     RC_ASSERT(scratch.ok());
@@ -245,6 +292,27 @@ RC_GTEST_PROP(PlanCacheProperty, CachedRoundsEqualPlanningFromScratch, ()) {
   RC_CLASSIFY(seen[static_cast<int>(CacheRound::kSomeChanged)], "some_changed round");
   RC_CLASSIFY(retried, "unresolvable placeholders retried");
   RC_CLASSIFY(invalid, "invalid round");
+  RC_CLASSIFY(options_changed_all_unchanged, "options changed, every rank unchanged");
+}
+
+// The generator's promise: at every size, each event kind, and a round
+// changing only the options, in at least 10 % of the cases.
+TEST(PlanCacheEvents, EveryKindInAtLeastATenthOfTheCasesAtEverySize) {
+  constexpr int kCases = 500;
+  rc::Random random;
+  for (int size : {0, 1, 10, 50, 100}) {
+    std::vector<int> with_kind(kNumEventKinds, 0);
+    int with_options_only_round = 0;
+    for (int c = 0; c < kCases; ++c) {
+      const std::vector<std::vector<Event>> rounds = GenRounds()(random.split(), size).value();
+      for (int k = 0; k < kNumEventKinds; ++k) with_kind[k] += HasKind(rounds, static_cast<EventKind>(k));
+      with_options_only_round += HasOptionsOnlyRound(rounds);
+    }
+    for (int k = 0; k < kNumEventKinds; ++k) {
+      EXPECT_GE(with_kind[k] * 10, kCases) << kEventNames[k] << " at size " << size;
+    }
+    EXPECT_GE(with_options_only_round * 10, kCases) << "options-only rounds at size " << size;
+  }
 }
 
 }  // namespace

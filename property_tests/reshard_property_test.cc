@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
 #include <rapidcheck.h>
 #include <rapidcheck/gtest.h>
@@ -18,6 +21,7 @@
 #include "engine/metadata.h"
 #include "engine/plan.h"
 #include "property_tests/generators.h"
+#include "property_tests/oracles.h"
 
 namespace dcplan {
 namespace proptest {
@@ -238,6 +242,71 @@ RC_GTEST_PROP(ReshardProperty, SameLayoutRoundTrips, ()) {
   layout.num_ranks = static_cast<int32_t>(saved.chunks.size());
   for (const ChunkBox& c : saved.chunks) layout.requested.push_back({c});
   Check(saved, layout, DType::kFloat32);
+}
+
+// Keys like "a", "a.b", "a.0.c": some are prefixes of others.
+std::string GenKey() {
+  const int parts = *rc::gen::inRange(1, 4);
+  std::string key;
+  for (int i = 0; i < parts; ++i) {
+    if (i > 0) key += ".";
+    key += *rc::gen::element<std::string>("a", "b", "0", "1");
+  }
+  return key;
+}
+
+// A checkpoint of tensors and bytes values whose recorded object paths
+// (planner_data, sometimes absent) are, per key: the key split at dots, the
+// key under another prefix (its joins never give the key), or missing.
+Metadata GenDescribedCheckpoint() {
+  Metadata metadata;
+  const int n = *rc::gen::inRange(1, 7);
+  if (*rc::gen::weightedElement<bool>({{3, true}, {1, false}})) metadata.planner_data.emplace();
+  for (int i = 0; i < n; ++i) {
+    const std::string key = GenKey();
+    if (*rc::gen::arbitrary<bool>()) {
+      metadata.state_dict_metadata.InsertOrAssign(key, BytesStorageMetadata{});
+    } else {
+      metadata.state_dict_metadata.InsertOrAssign(key, TensorStorageMetadata{{}, Shape{i + 1}, {}});
+    }
+    if (!metadata.planner_data) continue;
+    ObjectPath path;
+    const int kind = *rc::gen::inRange(0, 3);
+    if (kind == 2) continue;
+    if (kind == 1) path.emplace_back(std::string("model"));
+    for (absl::string_view part : absl::StrSplit(key, '.')) {
+      if (part == "0" || part == "1") {
+        path.emplace_back(int64_t{part == "1"});
+      } else {
+        path.emplace_back(std::string(part));
+      }
+    }
+    metadata.planner_data->InsertOrAssign(key, std::move(path));
+  }
+  return metadata;
+}
+
+// DescribeCheckpoint(keys) includes a key when the filter holds the key itself
+// (even without a recorded path: an intended difference from PyTorch) or one
+// of the key's object-path prefixes joined by dots.
+RC_GTEST_PROP(LoadProperty, DescribeCheckpointIncludesByKeyOrPathPrefix, ()) {
+  const Metadata metadata = *rc::gen::exec(GenDescribedCheckpoint);
+  std::optional<absl::flat_hash_set<std::string>> keys;
+  if (*rc::gen::weightedElement<bool>({{4, true}, {1, false}})) {
+    keys.emplace();
+    std::vector<std::string> stored;
+    for (const auto& [key, value] : metadata.state_dict_metadata) stored.push_back(key);
+    const int n = *rc::gen::inRange(0, 4);
+    for (int i = 0; i < n; ++i) {
+      const std::string one_stored = *rc::gen::elementOf(stored);
+      const std::vector<std::string> choices = {one_stored, one_stored, GenKey(), "model", "model.a"};
+      keys->insert(*rc::gen::elementOf(choices));
+    }
+  }
+  const StateDictDescription described = DescribeCheckpoint(metadata, keys);
+  RC_CLASSIFY(keys.has_value() && !described.values.empty() && described.values.size() < metadata.state_dict_metadata.size(),
+              "some keys");
+  RC_ASSERT(described == DescribeCheckpointReference(metadata, keys));
 }
 
 }  // namespace

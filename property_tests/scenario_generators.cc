@@ -63,6 +63,27 @@ HolderSet PickHolderSet(int32_t num_ranks, int64_t budget, bool all_only) {
 
 // ---- Scenario entries ----------------------------------------------------------------
 
+DType OtherDType(DType dtype) {
+  const DType other = *GenDType();
+  return other != dtype ? other : static_cast<DType>((static_cast<int>(dtype) + 1) % kNumDTypes);
+}
+
+// Changes `d`'s shape (by one element in a dim, or a large factor), its
+// dtype, or both. With `keep_rank` the number of dims stays (a 0-d shape then
+// only changes its dtype).
+void DisagreeOn(Disagreement& d, bool keep_rank) {
+  const int what = d.shape.empty() && keep_rank ? 1 : PickInt(0, 2);  // 0: shape, 1: dtype, 2: both
+  if (what != 1) {
+    if (d.shape.empty()) {
+      d.shape.push_back(Pick(1, 64));
+    } else {
+      const size_t dim = static_cast<size_t>(Pick(0, static_cast<int64_t>(d.shape.size()) - 1));
+      d.shape[dim] = PickBool() ? d.shape[dim] + 1 : d.shape[dim] * 16 + 16;
+    }
+  }
+  if (what != 0) d.dtype = OtherDType(d.dtype);
+}
+
 ShardedEntry PickShardedEntry(int32_t num_ranks, int64_t budget, const ScenarioLimits& limits) {
   ShardedEntry e;
   e.fqn = "weight";  // prefixed with the entry's position later
@@ -94,6 +115,10 @@ ShardedEntry PickShardedEntry(int32_t num_ranks, int64_t budget, const ScenarioL
     }
   }
   if (limits.distinct_offsets) e.partition = WithDistinctOffsets(std::move(e.partition));
+  if (limits.allow_shard_disagreement && !e.partition.chunks.empty() &&
+      *rc::gen::weightedElement<bool>({{2, false}, {1, true}})) {
+    e.disagreements.push_back(Disagreement{-1, e.partition.shape, e.properties.dtype});  // rank set below
+  }
   const int32_t first = e.assignment == Assignment::kRoundRobin ? static_cast<int32_t>(Pick(0, num_ranks - 1)) : 0;
   for (size_t i = 0; i < e.partition.chunks.size(); ++i) {
     const int32_t c = static_cast<int32_t>(i);
@@ -109,6 +134,11 @@ ShardedEntry PickShardedEntry(int32_t num_ranks, int64_t budget, const ScenarioL
       }
     }
   }
+  for (Disagreement& d : e.disagreements) {
+    const std::vector<int32_t>& holders = e.chunk_holders[Pick(0, static_cast<int64_t>(e.chunk_holders.size()) - 1)];
+    d.rank = holders[Pick(0, static_cast<int64_t>(holders.size()) - 1)];
+    DisagreeOn(d, /*keep_rank=*/true);
+  }
   return e;
 }
 
@@ -119,15 +149,13 @@ ReplicatedEntry PickReplicatedEntry(int32_t num_ranks, int64_t budget, const Sce
   e.shape = *GenShape(limits.shape_limits);
   e.holder_set = PickHolderSet(num_ranks, budget, limits.replicated_on_all_ranks);
   e.holders = ExpandHolders(e.holder_set, num_ranks);
-  if (limits.allow_conflicts && e.holders.size() >= 2 && *rc::gen::weightedElement<bool>({{3, false}, {1, true}})) {
-    const int32_t holder = e.holders[Pick(1, static_cast<int64_t>(e.holders.size()) - 1)];
-    Shape other = e.shape;
-    if (other.empty()) {
-      other.push_back(1);
-    } else {
-      other[0] += 1;
+  if (limits.allow_conflicts && e.holders.size() >= 2 && *rc::gen::weightedElement<bool>({{2, false}, {1, true}})) {
+    const int count = PickInt(1, 2);
+    for (int c = 0; c < count; ++c) {
+      Disagreement d{e.holders[Pick(0, static_cast<int64_t>(e.holders.size()) - 1)], e.shape, e.properties.dtype};
+      DisagreeOn(d, /*keep_rank=*/false);
+      e.conflicts.push_back(std::move(d));
     }
-    e.conflicting_shapes.push_back({holder, std::move(other)});
   }
   return e;
 }
@@ -154,6 +182,10 @@ void PrintShapeList(std::ostream& os, const std::vector<int32_t>& ranks) {
 }
 
 }  // namespace
+
+std::ostream& operator<<(std::ostream& os, const Disagreement& d) {
+  return os << "rank " << d.rank << " says " << DTypeName(d.dtype) << ShapeToString(d.shape);
+}
 
 // ---- Scenarios --------------------------------------------------------------------------
 
@@ -198,7 +230,8 @@ std::vector<int32_t> ExpandHolders(const HolderSet& h, int32_t num_ranks) {
 }
 
 std::ostream& operator<<(std::ostream& os, const Scenario& s) {
-  os << "Scenario(" << s.num_ranks << " ranks" << (s.reverse_odd_ranks ? ", odd ranks reversed" : "") << ")";
+  os << "Scenario(" << s.num_ranks << " ranks" << (s.reverse_odd_ranks ? ", odd ranks reversed" : "")
+     << (s.rank_tagged_paths ? ", rank-tagged paths" : "") << ")";
   for (const ScenarioEntry& entry : s.entries) {
     os << "\n  ";
     if (const auto* e = std::get_if<ShardedEntry>(&entry)) {
@@ -209,12 +242,11 @@ std::ostream& operator<<(std::ostream& os, const Scenario& s) {
         os << " ";
         PrintShapeList(os, h);
       }
+      for (const Disagreement& d : e->disagreements) os << "; " << d;
     } else if (const auto* e = std::get_if<ReplicatedEntry>(&entry)) {
       os << "'" << e->fqn << "' " << DTypeName(e->properties.dtype) << " whole " << ShapeToString(e->shape)
          << " held by " << e->holder_set;
-      for (const auto& [rank, shape] : e->conflicting_shapes) {
-        os << ", rank " << rank << " with shape " << ShapeToString(shape);
-      }
+      for (const Disagreement& d : e->conflicts) os << "; " << d;
     } else {
       const auto& b = std::get<BytesEntry>(entry);
       os << "'" << b.fqn << "' bytes nbytes=" << (b.nbytes ? absl::StrCat(*b.nbytes) : "None") << " held by "
@@ -244,6 +276,7 @@ rc::Gen<Scenario> GenScenario(const ScenarioLimits& limits) {
     Scenario s;
     s.num_ranks = *GenRankCount(limits.min_ranks, limits.max_ranks);
     s.reverse_odd_ranks = s.num_ranks > 1 && PickBool();
+    s.rank_tagged_paths = limits.allow_rank_tagged_paths && PickBool();
     const int32_t num_ranks = s.num_ranks;
     // Every entry gets the same share of the item budget, so entries are
     // independent and the list shrinks by dropping entries.
@@ -282,11 +315,17 @@ std::vector<StateDictDescription> Descriptions(const Scenario& s, bool with_mapp
       for (size_t c = 0; c < sharded->chunk_holders.size(); ++c) {
         for (int32_t r : sharded->chunk_holders[c]) local[r].local_chunks.push_back(sharded->partition.chunks[c]);
       }
+      for (const Disagreement& d : sharded->disagreements) {
+        local[d.rank].global_shape = d.shape;
+        local[d.rank].properties.dtype = d.dtype;
+      }
       for (size_t r = 0; r < P; ++r) values[e][r] = ValueDescription(std::move(local[r]));
     } else if (const auto* whole = std::get_if<ReplicatedEntry>(&entry)) {
       for (int32_t r : whole->holders) values[e][r] = ValueDescription(WholeTensor{whole->shape, whole->properties});
-      for (const auto& [r, shape] : whole->conflicting_shapes) {
-        values[e][r] = ValueDescription(WholeTensor{shape, whole->properties});
+      for (const Disagreement& d : whole->conflicts) {
+        TensorProperties properties = whole->properties;
+        properties.dtype = d.dtype;
+        values[e][d.rank] = ValueDescription(WholeTensor{d.shape, properties});
       }
     } else {
       const auto& bytes = std::get<BytesEntry>(entry);
@@ -303,7 +342,10 @@ std::vector<StateDictDescription> Descriptions(const Scenario& s, bool with_mapp
       if (!values[e][r]) continue;
       const std::string& fqn = std::visit([](const auto& x) -> const std::string& { return x.fqn; }, s.entries[e]);
       d.values.InsertOrAssign(fqn, std::move(*values[e][r]));
-      if (with_mapping) d.mapping->InsertOrAssign(fqn, PathOf(fqn));
+      if (!with_mapping) continue;
+      ObjectPath path = PathOf(fqn);
+      if (s.rank_tagged_paths) path.emplace_back(static_cast<int64_t>(r));
+      d.mapping->InsertOrAssign(fqn, std::move(path));
     }
   }
   return descriptions;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include "engine/testing/validate_oracle.h"
 #include "engine/validate.h"
 #include "property_tests/generators.h"
+#include "property_tests/oracles.h"
 
 namespace dcplan {
 namespace proptest {
@@ -97,9 +99,13 @@ RC_GTEST_PROP(ValidationProperty, InjectedFaultsAreReported, ()) {
     RC_ASSERT(problem.message.find("faulty") != std::string::npos);
   }
   RC_ASSERT(Reported(problems, "faulty", fault));
-  // The fast sweep agrees with the all-pairs oracle on the faulted tensor.
-  RC_ASSERT(ValidateTensor("faulty", Tensor(fault.shape, fault.chunks)) ==
-            ValidateTensorPairwise("faulty", Tensor(fault.shape, fault.chunks)));
+  // The fast sweep agrees with the all-pairs oracle on the faulted tensor,
+  // and, when it is small enough to enumerate, with element enumeration.
+  const std::vector<PlanProblem> faulty = ValidateTensor("faulty", Tensor(fault.shape, fault.chunks));
+  RC_ASSERT(faulty == ValidateTensorPairwise("faulty", Tensor(fault.shape, fault.chunks)));
+  const std::optional<std::vector<ExpectedProblem>> enumerated = ValidationByEnumeration(fault.shape, fault.chunks);
+  RC_CLASSIFY(enumerated.has_value(), "enumerated");
+  if (enumerated) RC_ASSERT(Summarize(faulty) == *enumerated);
 }
 
 // Coordinates from a small range, so that boxes often touch, overlap, nest
@@ -127,6 +133,17 @@ rc::Gen<ChunkBox> GenLooseBox(const Shape& shape) {
   });
 }
 
+// The problems ValidateTensor reports (kinds, chunks, volumes) are those
+// found by enumerating every element of every chunk (property_tests/
+// oracles.h, independent of the engine's box predicates).
+void CheckAgainstEnumeration(const TensorStorageMetadata& tensor, const std::vector<PlanProblem>& problems) {
+  const std::optional<std::vector<ExpectedProblem>> expected = ValidationByEnumeration(tensor.size, tensor.chunks);
+  RC_PRE(expected.has_value());
+  RC_LOG() << "expected:";
+  for (const ExpectedProblem& p : *expected) RC_LOG() << "\n  " << p;
+  RC_ASSERT(Summarize(problems) == *expected);
+}
+
 RC_GTEST_PROP(ValidationProperty, SweepAgreesWithPairwiseOracle, ()) {
   ShapeLimits limits;
   limits.max_dims = 4;
@@ -137,6 +154,7 @@ RC_GTEST_PROP(ValidationProperty, SweepAgreesWithPairwiseOracle, ()) {
   for (int i = 0; i < n; ++i) chunks.push_back(*GenLooseBox(shape));
   const TensorStorageMetadata tensor = Tensor(shape, chunks);
   const std::vector<PlanProblem> fast = ValidateTensor("t", tensor);
+  CheckAgainstEnumeration(tensor, fast);
   const std::vector<PlanProblem> oracle = ValidateTensorPairwise("t", tensor);
   RC_CLASSIFY(fast.empty(), "valid");
   RC_CLASSIFY(std::any_of(oracle.begin(), oracle.end(), [](const PlanProblem& p) { return p.kind == ProblemKind::kOverlap; }),
@@ -149,6 +167,7 @@ RC_GTEST_PROP(ValidationProperty, SweepAgreesWithPairwiseOracle, ()) {
 RC_GTEST_PROP(ValidationProperty, SweepAgreesWithOracleOnNearPartitions, ()) {
   ShapeLimits limits;
   limits.max_dim = 12;
+  limits.max_dims = 3;
   Partition p = *GenShapeAndPartition(limits, 200);
   const int moves = p.chunks.empty() || p.shape.empty() ? 0 : *rc::gen::inRange(0, 4);
   for (int m = 0; m < moves; ++m) {
@@ -165,6 +184,7 @@ RC_GTEST_PROP(ValidationProperty, SweepAgreesWithOracleOnNearPartitions, ()) {
   const std::vector<PlanProblem> fast = ValidateTensor("t", tensor);
   RC_CLASSIFY(moves > 0 && fast.empty(), "moved but valid");
   RC_ASSERT(fast == ValidateTensorPairwise("t", tensor));
+  CheckAgainstEnumeration(tensor, fast);
 }
 
 // Overlaps(a, b) iff the boxes share an element, enumerated one by one.
@@ -200,6 +220,54 @@ RC_GTEST_PROP(BoxProperty, OverlapsIffSharedElement, ()) {
   RC_ASSERT(Overlaps(a, b) == shared);
   RC_ASSERT(Overlaps(b, a) == shared);
   RC_ASSERT(Intersection(a, b).has_value() == shared);
+}
+
+// A box of `rank` dims with coordinates in 0..7 (sizes may be 0).
+ChunkBox SmallBox(int rank) {
+  ChunkBox box;
+  for (int d = 0; d < rank; ++d) {
+    box.offsets.push_back(*rc::gen::inRange<int64_t>(0, 5));
+    box.sizes.push_back(*rc::gen::inRange<int64_t>(0, 4));
+  }
+  return box;
+}
+
+// Intersection(a, b) is exactly the common elements: its elements are the
+// elements of a that are also elements of b, in the same row-major order.
+RC_GTEST_PROP(BoxProperty, IntersectionIsExactlyTheCommonElements, ()) {
+  const int rank = *rc::gen::inRange(0, 4);
+  const ChunkBox a = SmallBox(rank);
+  const ChunkBox b = SmallBox(rank);
+  const std::vector<std::vector<__int128>> in_b = ElementsOf(b);
+  std::vector<std::vector<__int128>> common;
+  for (const std::vector<__int128>& element : ElementsOf(a)) {
+    if (std::find(in_b.begin(), in_b.end(), element) != in_b.end()) common.push_back(element);
+  }
+  const std::optional<ChunkBox> intersection = Intersection(a, b);
+  RC_LOG() << "a = " << a << ", b = " << b << ", intersection = "
+           << (intersection ? ToString(*intersection) : std::string("none"));
+  RC_CLASSIFY(!common.empty(), "non-empty");
+  RC_ASSERT(intersection.has_value() == !common.empty());
+  if (!intersection) return;
+  RC_ASSERT(intersection->rank() == static_cast<size_t>(rank));
+  RC_ASSERT(ElementsOf(*intersection) == common);
+}
+
+// PyTorch's strict test (spec/planner.md §5.5): in every dim each box starts
+// before the other one ends; zero-size boxes included.
+RC_GTEST_PROP(BoxProperty, OverlapsPyTorchIsTheStrictIntervalTest, ()) {
+  const int rank = *rc::gen::inRange(0, 4);
+  const ChunkBox a = SmallBox(rank);
+  const ChunkBox b = SmallBox(rank);
+  bool expected = true;
+  for (int d = 0; d < rank; ++d) {
+    const bool a_starts_before_b_ends = a.offsets[d] < b.offsets[d] + b.sizes[d];
+    const bool b_starts_before_a_ends = b.offsets[d] < a.offsets[d] + a.sizes[d];
+    expected = expected && a_starts_before_b_ends && b_starts_before_a_ends;
+  }
+  RC_CLASSIFY(expected, "overlapping");
+  RC_ASSERT(OverlapsPyTorch(a, b) == expected);
+  RC_ASSERT(OverlapsPyTorch(b, a) == expected);
 }
 
 }  // namespace
