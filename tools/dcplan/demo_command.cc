@@ -18,6 +18,7 @@
 #include "api/filesystem.h"
 #include "tools/dcplan/demo_model.h"
 #include "tools/dcplan/demo_procs.h"
+#include "tools/dcplan/demo_storage.h"
 #include "tools/dcplan/user_path.h"
 
 namespace dcplan::tools {
@@ -33,6 +34,7 @@ struct DemoArgs {
   int64_t save_procs = 0;
   int64_t load_procs = 0;  // 0: save_procs - 1, at least 1
   int64_t timeout_s = 120;
+  DemoFormat format = DemoFormat::kDcp;
 };
 
 absl::StatusOr<DemoArgs> ParseArgs(const std::vector<std::string>& args) {
@@ -51,6 +53,10 @@ absl::StatusOr<DemoArgs> ParseArgs(const std::vector<std::string>& args) {
       parsed.dir = args[++i];
     } else if (arg == "--overwrite") {
       parsed.overwrite = true;
+    } else if (arg == "--format" && i + 1 < args.size()) {
+      absl::StatusOr<DemoFormat> format = ParseDemoFormat(args[++i]);
+      if (format.ok()) parsed.format = *format;
+      status = format.status();
     } else if (arg == "--ranks") {
       status = next_int(&parsed.save_ranks, 1, 64);
     } else if (arg == "--load-ranks") {
@@ -102,7 +108,7 @@ int Demo(const DemoArgs& args, std::string* out, std::string* err) {
     }
     dir = pattern + "/checkpoint";
   }
-  const DemoModel model = MakeDemoModel(args.scale_mib);
+  const DemoModel model = MakeDemoModelFor(args.format, args.scale_mib);
   absl::StrAppend(out, "dcplan demo: ", model.tensors.size(), " tensors (", Megabytes(model.tensor_bytes()), ") and ",
                   model.values.size(), " other values\n");
 
@@ -111,8 +117,8 @@ int Demo(const DemoArgs& args, std::string* out, std::string* err) {
   absl::Status saved = RunRanks(args.save_ranks, [&](int64_t rank, Coordinator& coordinator) -> absl::Status {
     absl::StatusOr<StateDict> state = RankStateDict(model, rank, args.save_ranks, /*for_load=*/false);
     if (!state.ok()) return state.status();
-    FileSystemWriter writer(dir, FileSystemWriterOptions{args.overwrite});
-    return Save(*state, writer, coordinator).status();
+    std::unique_ptr<StorageWriter> writer = MakeDemoWriter(args.format, dir, args.overwrite, model.tensor_bytes());
+    return Save(*state, *writer, coordinator).status();
   });
   const absl::Duration save_time = absl::Now() - start;
   if (!saved.ok()) {
@@ -135,8 +141,8 @@ int Demo(const DemoArgs& args, std::string* out, std::string* err) {
   absl::Status loaded = RunRanks(args.load_ranks, [&](int64_t rank, Coordinator& coordinator) -> absl::Status {
     absl::StatusOr<StateDict> state = RankStateDict(model, rank, args.load_ranks, /*for_load=*/true);
     if (!state.ok()) return state.status();
-    FileSystemReader reader(dir);
-    absl::Status status = Load(*state, reader, coordinator);
+    std::unique_ptr<StorageReader> reader = MakeDemoReader(args.format, dir);
+    absl::Status status = Load(*state, *reader, coordinator);
     if (!status.ok()) return status;
     return VerifyRankStateDict(model, *state, rank, args.load_ranks);
   });
@@ -159,7 +165,7 @@ int Demo(const DemoArgs& args, std::string* out, std::string* err) {
 }  // namespace
 
 std::string DemoHelp() {
-  return R"(usage: dcplan demo [--dir DIR] [--overwrite] [--ranks N] [--load-ranks M] [--scale MIB]
+  return R"(usage: dcplan demo [--format dcp|safetensors] [--dir DIR] [--overwrite] [--ranks N] [--load-ranks M] [--scale MIB]
        dcplan demo --procs N [--load-procs M] [--timeout SECONDS] [--dir DIR] [--overwrite] [--scale MIB]
 
 Saves a small sharded model (nested model and optimizer state: FSDP row
@@ -168,6 +174,10 @@ from N in-process ranks (default 4) in PyTorch's DCP format, loads it into M
 ranks (default 3) with a different sharding, and checks every element and
 value. Prints the files, bytes and throughput.
 
+  --format F     dcp (default) or safetensors: a Hugging Face checkpoint
+                 (files of at most a quarter of the model, an index; the
+                 model without its non-tensor values), written by every
+                 rank straight into the final files
   --dir DIR      save into DIR and keep the checkpoint (default: a temporary
                  directory, removed afterwards)
   --overwrite    replace a checkpoint already in DIR
@@ -205,6 +215,7 @@ int DemoMain(const std::vector<std::string>& args, std::string* stdout_text, std
     options.load_procs = parsed->load_procs > 0 ? parsed->load_procs : std::max<int64_t>(1, parsed->save_procs - 1);
     options.scale_mib = parsed->scale_mib;
     options.timeout = absl::Seconds(parsed->timeout_s);
+    options.format = parsed->format;
     return RunProcsDemo(options, stdout_text, stderr_text);
   }
   return Demo(*parsed, stdout_text, stderr_text);
