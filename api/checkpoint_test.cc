@@ -39,19 +39,6 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using namespace testing_util;  // NOLINT
 
-// Every byte of the tensor set from a pattern: float tensors get arbitrary
-// bit patterns (NaN payloads, -0.0, denormals), bools 0 or 1.
-at::Tensor Patterned(at::ScalarType type, at::IntArrayRef shape, int seed) {
-  at::Tensor t = at::empty(shape, at::TensorOptions().dtype(type));
-  auto* bytes = static_cast<uint8_t*>(t.data_ptr());
-  const size_t n = static_cast<size_t>(t.numel()) * t.element_size();
-  for (size_t i = 0; i < n; ++i) {
-    const uint8_t b = static_cast<uint8_t>(i * 131 + seed * 17 + (i >> 3));
-    bytes[i] = type == at::kBool ? (b >> 3) & 1 : b;
-  }
-  return t;
-}
-
 const std::vector<std::pair<std::string, at::ScalarType>>& AllDtypes() {
   static const auto* dtypes = new std::vector<std::pair<std::string, at::ScalarType>>{
       {"float32", at::kFloat}, {"float64", at::kDouble},  {"float16", at::kHalf},        {"bfloat16", at::kBFloat16},

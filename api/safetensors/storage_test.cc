@@ -5,7 +5,10 @@
 // nothing that looks like a checkpoint.
 #include "api/safetensors/storage.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
@@ -13,6 +16,8 @@
 #include <ATen/ATen.h>
 
 #include "absl/status/status.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "api/checkpoint.h"
 #include "api/checkpoint_test_util.h"
 #include "api/coordinator.h"
@@ -22,6 +27,7 @@
 #include "api/state_dict.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 
 namespace dcplan::safetensors {
 namespace {
@@ -30,17 +36,6 @@ using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using namespace ::dcplan::testing_util;  // NOLINT
-
-at::Tensor Patterned(at::ScalarType type, at::IntArrayRef shape, int seed) {
-  at::Tensor t = at::empty(shape, at::TensorOptions().dtype(type));
-  auto* bytes = static_cast<uint8_t*>(t.data_ptr());
-  const size_t n = static_cast<size_t>(t.numel()) * t.element_size();
-  for (size_t i = 0; i < n; ++i) {
-    const uint8_t b = static_cast<uint8_t>(i * 131 + seed * 17 + (i >> 3));
-    bytes[i] = type == at::kBool ? (b >> 3) & 1 : b;
-  }
-  return t;
-}
 
 // The full tensors of the test model, by name.
 std::map<std::string, at::Tensor> FullModel() {
@@ -311,6 +306,87 @@ TEST(SafetensorsStorageTest, DtypesThisLibTorchLacksAreNamedOnLoad) {
     EXPECT_THAT(loaded.message(),
                 AllOf(HasSubstr("'fp8.w'"), HasSubstr("model.safetensors"), HasSubstr("F8_E4M3"),
                       HasSubstr("no LibTorch scalar type")));
+  }
+}
+
+// --- Python's view ------------------------------------------------------------------
+
+// {name: {"dtype", "shape", "hex"}} of `model`, written to `path`.
+void WriteExpectation(const std::map<std::string, at::Tensor>& model, const std::string& path) {
+  nlohmann::json expected = nlohmann::json::object();
+  for (const auto& [name, tensor] : model) {
+    expected[name] = {{"dtype", *NameOfDType(*DTypeFromScalarType(tensor.scalar_type()))},
+                      {"shape", tensor.sizes().vec()},
+                      {"hex", absl::BytesToHexString(TensorBytes(tensor))}};
+  }
+  ASSERT_TRUE(WriteFile(path, expected.dump()));
+}
+
+std::map<std::string, at::Tensor> ReadExpectation(const std::string& path) {
+  const nlohmann::json expected = nlohmann::json::parse(ReadFile(path).value_or("{}"));
+  std::map<std::string, at::Tensor> model;
+  for (const auto& [name, entry] : expected.items()) {
+    const DType dtype = *DTypeFromName(entry["dtype"].get<std::string>());
+    at::Tensor tensor = at::empty(entry["shape"].get<std::vector<int64_t>>(),
+                                  at::TensorOptions().dtype(*ScalarTypeFromDType(dtype)));
+    const std::string bytes = absl::HexStringToBytes(entry["hex"].get<std::string>());
+    EXPECT_EQ(bytes.size(), static_cast<size_t>(tensor.numel() * tensor.element_size())) << name;
+    std::memcpy(tensor.data_ptr(), bytes.data(), std::min<size_t>(bytes.size(), tensor.numel() * tensor.element_size()));
+    model[name] = tensor;
+  }
+  return model;
+}
+
+std::string VenvPython() { return RunfilePath("external/dcplan_venv/python"); }
+
+TEST(SafetensorsStorageTest, AStandardLibraryPythonReaderSeesEveryTensor) {
+  const auto model = FullModel();
+  const std::string dir = NewTempPath("st_stdlib");
+  SaveOnRanks(4, [&](int64_t rank) { return SaveSide(model, rank); }, dir, SmallShards());
+  WriteExpectation(model, dir + ".expected.json");
+  const std::string command = absl::StrCat("/usr/bin/python3 '", RunfilePath("api/safetensors/testdata/read_stdlib.py"),
+                                           "' '", dir, "' '", dir, ".expected.json'");
+  EXPECT_EQ(std::system(command.c_str()), 0) << command;
+}
+
+TEST(SafetensorsStorageTest, PyTorchReadsDcplansCheckpointAndDcplanReadsHuggingFaces) {
+  // dcplan's 4-rank save, read by safetensors.safe_open and by PyTorch's
+  // HuggingFaceStorageReader (float8 etc. left out: Python compares bytes
+  // through torch dtypes both sides know).
+  auto model = FullModel();
+  const std::string dir = NewTempPath("st_torch");
+  SaveOnRanks(4, [&](int64_t rank) { return SaveSide(model, rank); }, dir, SmallShards());
+  WriteExpectation(model, dir + ".expected.json");
+  const std::string script = RunfilePath("api/safetensors/testdata/interop_torch.py");
+  std::string command = absl::StrCat("'", VenvPython(), "' '", script, "' check '", dir, "' '", dir, ".expected.json'");
+  EXPECT_EQ(std::system(command.c_str()), 0) << command;
+
+  // A checkpoint written by the safetensors library (2 files and an index,
+  // as transformers writes them) loads onto 1, 3 and 8 ranks bitwise.
+  const std::string theirs = NewTempPath("st_theirs");
+  command = absl::StrCat("'", VenvPython(), "' '", script, "' write '", theirs, "' '", theirs, ".expected.json'");
+  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+  const std::map<std::string, at::Tensor> written = ReadExpectation(theirs + ".expected.json");
+  ASSERT_EQ(written.size(), 5u);
+  for (int64_t world : {1, 3, 8}) {
+    std::vector<StateDict> loaded(world);
+    for (int64_t r = 0; r < world; ++r) {
+      std::vector<std::pair<std::string, StateDict>> entries;
+      for (const auto& [name, full] : written) {
+        entries.emplace_back(name, full.dim() == 2 ? SplitAlong(full, r % 2, world, r, /*zero=*/true)
+                                                   : Value(at::zeros_like(full)));
+      }
+      loaded[r] = Dict(std::move(entries));
+    }
+    InProcessGroup group(world);
+    std::vector<absl::Status> statuses = group.Run([&](int64_t rank, Coordinator& coordinator) {
+      SafetensorsReader reader(theirs);
+      return Load(loaded[rank], reader, coordinator);
+    });
+    for (int64_t r = 0; r < world; ++r) {
+      ASSERT_TRUE(statuses[r].ok()) << "world " << world << " rank " << r << ": " << statuses[r];
+      ExpectLoaded(loaded[r], written, r);
+    }
   }
 }
 
