@@ -25,6 +25,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "api/checkpoint_test_util.h"
+#include "api/failing_planner_test_util.h"
 #include "api/coordinator.h"
 #include "api/filesystem.h"
 #include "api/planners.h"
@@ -376,18 +377,6 @@ TEST(CheckpointTest, SavedFromFourRanksLoadsIntoOneTwoThreeAndEight) {
 }
 
 // --- Failures on one rank ----------------------------------------------------------
-
-class FailOnRankSavePlanner : public DefaultSavePlanner {
- public:
-  explicit FailOnRankSavePlanner(int64_t failing_rank) : failing_rank_(failing_rank) {}
-  absl::StatusOr<WriteData> ResolveData(const WriteItem& item) override {
-    if (rank() == failing_rank_) return absl::UnavailableError("device lost");
-    return DefaultSavePlanner::ResolveData(item);
-  }
-
- private:
-  int64_t failing_rank_;
-};
 
 std::vector<absl::Status> SaveOnFourRanks(const std::string& dir, const Globals& g, int64_t failing_rank,
                                           bool overwrite) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "api/checkpoint.h"
 #include "api/checkpoint_test_util.h"
+#include "api/failing_planner_test_util.h"
 #include "api/coordinator.h"
 #include "api/dtype_conversion.h"
 #include "api/planners.h"
@@ -178,13 +180,13 @@ void ExpectLoaded(const StateDict& loaded, const std::map<std::string, at::Tenso
   }
 }
 
-TEST(SafetensorsStorageTest, LoadsOntoOneThreeAndEightRanksBitwise) {
-  const auto model = FullModel();
-  const std::string dir = NewTempPath("st_reshard");
-  SaveOnRanks(4, [&](int64_t rank) { return SaveSide(model, rank); }, dir, SmallShards());
+// Loads `dir` onto 1, 3 and 8 ranks, rank r of a world wanting
+// side(world, r), and checks every piece against `model`.
+void ExpectLoadsOntoOneThreeAndEight(const std::string& dir, const std::map<std::string, at::Tensor>& model,
+                                     const std::function<StateDict(int64_t, int64_t)>& side) {
   for (int64_t world : {1, 3, 8}) {
     std::vector<StateDict> loaded(world);
-    for (int64_t r = 0; r < world; ++r) loaded[r] = LoadSide(model, world, r);
+    for (int64_t r = 0; r < world; ++r) loaded[r] = side(world, r);
     InProcessGroup group(world);
     std::vector<absl::Status> statuses = group.Run([&](int64_t rank, Coordinator& coordinator) {
       SafetensorsReader reader(dir);
@@ -195,6 +197,13 @@ TEST(SafetensorsStorageTest, LoadsOntoOneThreeAndEightRanksBitwise) {
       ExpectLoaded(loaded[r], model, r);
     }
   }
+}
+
+TEST(SafetensorsStorageTest, LoadsOntoOneThreeAndEightRanksBitwise) {
+  const auto model = FullModel();
+  const std::string dir = NewTempPath("st_reshard");
+  SaveOnRanks(4, [&](int64_t rank) { return SaveSide(model, rank); }, dir, SmallShards());
+  ExpectLoadsOntoOneThreeAndEight(dir, model, [&](int64_t world, int64_t r) { return LoadSide(model, world, r); });
 }
 
 TEST(SafetensorsStorageTest, LoadsIntoOtherDtypesAndNonContiguousDestinations) {
@@ -234,18 +243,6 @@ TEST(SafetensorsStorageTest, NonTensorValuesAreRefusedByNameOrSkipped) {
   EXPECT_THAT(ListDir(dir), ElementsAre("model.safetensors"));
   EXPECT_EQ(saved->state_dict_metadata.size(), 1u);
 }
-
-class FailOnRankSavePlanner : public DefaultSavePlanner {
- public:
-  explicit FailOnRankSavePlanner(int64_t failing_rank) : failing_rank_(failing_rank) {}
-  absl::StatusOr<WriteData> ResolveData(const WriteItem& item) override {
-    if (rank() == failing_rank_) return absl::UnavailableError("device lost");
-    return DefaultSavePlanner::ResolveData(item);
-  }
-
- private:
-  int64_t failing_rank_;
-};
 
 TEST(SafetensorsStorageTest, AFailedSaveLeavesNoFilesAndKeepsThePreviousCheckpoint) {
   const auto model = FullModel();
@@ -368,26 +365,14 @@ TEST(SafetensorsStorageTest, PyTorchReadsDcplansCheckpointAndDcplanReadsHuggingF
   ASSERT_EQ(std::system(command.c_str()), 0) << command;
   const std::map<std::string, at::Tensor> written = ReadExpectation(theirs + ".expected.json");
   ASSERT_EQ(written.size(), 5u);
-  for (int64_t world : {1, 3, 8}) {
-    std::vector<StateDict> loaded(world);
-    for (int64_t r = 0; r < world; ++r) {
-      std::vector<std::pair<std::string, StateDict>> entries;
-      for (const auto& [name, full] : written) {
-        entries.emplace_back(name, full.dim() == 2 ? SplitAlong(full, r % 2, world, r, /*zero=*/true)
-                                                   : Value(at::zeros_like(full)));
-      }
-      loaded[r] = Dict(std::move(entries));
+  ExpectLoadsOntoOneThreeAndEight(theirs, written, [&](int64_t world, int64_t r) {
+    std::vector<std::pair<std::string, StateDict>> entries;
+    for (const auto& [name, full] : written) {
+      entries.emplace_back(name, full.dim() == 2 ? SplitAlong(full, r % 2, world, r, /*zero=*/true)
+                                                 : Value(at::zeros_like(full)));
     }
-    InProcessGroup group(world);
-    std::vector<absl::Status> statuses = group.Run([&](int64_t rank, Coordinator& coordinator) {
-      SafetensorsReader reader(theirs);
-      return Load(loaded[rank], reader, coordinator);
-    });
-    for (int64_t r = 0; r < world; ++r) {
-      ASSERT_TRUE(statuses[r].ok()) << "world " << world << " rank " << r << ": " << statuses[r];
-      ExpectLoaded(loaded[r], written, r);
-    }
-  }
+    return Dict(std::move(entries));
+  });
 }
 
 }  // namespace
