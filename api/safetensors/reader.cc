@@ -41,7 +41,8 @@ absl::Status ReadTensorItem(const internal::ScopedFd& fd, const StorageInfo& whe
                             const TensorStorageMetadata& stored, const ReadItem& item, LoadPlanner& planner) {
   absl::StatusOr<c10::ScalarType> type = ScalarTypeFromDType(stored.properties.dtype);
   if (!type.ok()) {
-    return absl::UnimplementedError(absl::StrCat("its dtype ", *NameOfDType(stored.properties.dtype), " (",
+    const absl::StatusOr<std::string> name = NameOfDType(stored.properties.dtype);
+    return absl::UnimplementedError(absl::StrCat("its dtype ", name.ok() ? *name : "?", " (",
                                                  DTypeName(stored.properties.dtype),
                                                  ") has no LibTorch scalar type in this build"));
   }
