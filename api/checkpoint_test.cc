@@ -25,6 +25,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "api/checkpoint_test_util.h"
+#include "api/failing_planner_test_util.h"
 #include "api/coordinator.h"
 #include "api/filesystem.h"
 #include "api/planners.h"
@@ -38,19 +39,6 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using namespace testing_util;  // NOLINT
-
-// Every byte of the tensor set from a pattern: float tensors get arbitrary
-// bit patterns (NaN payloads, -0.0, denormals), bools 0 or 1.
-at::Tensor Patterned(at::ScalarType type, at::IntArrayRef shape, int seed) {
-  at::Tensor t = at::empty(shape, at::TensorOptions().dtype(type));
-  auto* bytes = static_cast<uint8_t*>(t.data_ptr());
-  const size_t n = static_cast<size_t>(t.numel()) * t.element_size();
-  for (size_t i = 0; i < n; ++i) {
-    const uint8_t b = static_cast<uint8_t>(i * 131 + seed * 17 + (i >> 3));
-    bytes[i] = type == at::kBool ? (b >> 3) & 1 : b;
-  }
-  return t;
-}
 
 const std::vector<std::pair<std::string, at::ScalarType>>& AllDtypes() {
   static const auto* dtypes = new std::vector<std::pair<std::string, at::ScalarType>>{
@@ -389,18 +377,6 @@ TEST(CheckpointTest, SavedFromFourRanksLoadsIntoOneTwoThreeAndEight) {
 }
 
 // --- Failures on one rank ----------------------------------------------------------
-
-class FailOnRankSavePlanner : public DefaultSavePlanner {
- public:
-  explicit FailOnRankSavePlanner(int64_t failing_rank) : failing_rank_(failing_rank) {}
-  absl::StatusOr<WriteData> ResolveData(const WriteItem& item) override {
-    if (rank() == failing_rank_) return absl::UnavailableError("device lost");
-    return DefaultSavePlanner::ResolveData(item);
-  }
-
- private:
-  int64_t failing_rank_;
-};
 
 std::vector<absl::Status> SaveOnFourRanks(const std::string& dir, const Globals& g, int64_t failing_rank,
                                           bool overwrite) {

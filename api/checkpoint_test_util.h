@@ -77,6 +77,19 @@ inline bool BitwiseEqual(const at::Tensor& a, const at::Tensor& b) {
   return a.scalar_type() == b.scalar_type() && a.sizes() == b.sizes() && TensorBytes(a) == TensorBytes(b);
 }
 
+// Every byte of the tensor set from a pattern: float tensors get arbitrary
+// bit patterns (NaN payloads, -0.0, denormals), bools 0 or 1.
+inline at::Tensor Patterned(at::ScalarType type, at::IntArrayRef shape, int seed) {
+  at::Tensor t = at::empty(shape, at::TensorOptions().dtype(type));
+  auto* bytes = static_cast<uint8_t*>(t.data_ptr());
+  const size_t n = static_cast<size_t>(t.numel()) * t.element_size();
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t b = static_cast<uint8_t>(i * 131 + seed * 17 + (i >> 3));
+    bytes[i] = type == at::kBool ? (b >> 3) & 1 : b;
+  }
+  return t;
+}
+
 // --- SHA-256 (FIPS 180-4) ---------------------------------------------------------
 
 inline std::string Sha256Hex(absl::string_view data) {

@@ -151,6 +151,42 @@ absl::Status ReadExactlyAt(const ScopedFd& fd, int64_t offset, char* out, size_t
   return absl::OkStatus();
 }
 
+absl::StatusOr<ScopedFd> OpenForUpdate(const std::string& path) {
+  const int fd = RetryOnEintr([&] { return ::open(path.c_str(), O_WRONLY | O_CLOEXEC); });
+  if (fd < 0) return ErrnoStatus(errno);
+  return ScopedFd(fd);
+}
+
+absl::StatusOr<ScopedFd> CreateOrTruncate(const std::string& path) {
+  const int fd = RetryOnEintr([&] { return ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644); });
+  if (fd < 0) return ErrnoStatus(errno);
+  return ScopedFd(fd);
+}
+
+absl::Status WriteExactlyAt(const ScopedFd& fd, int64_t offset, const char* data, size_t n) {
+  while (n > 0) {
+    const ssize_t put = RetryOnEintr([&] { return ::pwrite(fd.get(), data, n, static_cast<off_t>(offset)); });
+    if (put < 0) return ErrnoStatus(errno);
+    if (put == 0) return absl::InternalError("pwrite(2) wrote nothing");
+    data += put;
+    n -= static_cast<size_t>(put);
+    offset += put;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SetFileSize(const ScopedFd& fd, int64_t size) {
+  if (RetryOnEintr([&] { return ::ftruncate(fd.get(), static_cast<off_t>(size)); }) != 0) {
+    return ErrnoStatus(errno);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SyncFile(const ScopedFd& fd) {
+  if (::fsync(fd.get()) != 0) return ErrnoStatus(errno);
+  return absl::OkStatus();
+}
+
 absl::Status BufferedFileWriter::Open(const std::string& path) {
   const int fd =
       RetryOnEintr([&] { return ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644); });

@@ -75,6 +75,18 @@ absl::StatusOr<int64_t> FileSize(const ScopedFd& fd);
 // Reads exactly `n` bytes at `offset`; an early end of file is OutOfRange.
 absl::Status ReadExactlyAt(const ScopedFd& fd, int64_t offset, char* out, size_t n);
 
+// Opens an existing `path` for writing (no truncation, no create).
+absl::StatusOr<ScopedFd> OpenForUpdate(const std::string& path);
+// Creates or truncates `path` for writing.
+absl::StatusOr<ScopedFd> CreateOrTruncate(const std::string& path);
+// Writes exactly `n` bytes at `offset` (pwrite; other writers may work on
+// other ranges of the same file at the same time).
+absl::Status WriteExactlyAt(const ScopedFd& fd, int64_t offset, const char* data, size_t n);
+// ftruncate(2).
+absl::Status SetFileSize(const ScopedFd& fd, int64_t size);
+// fsync(2).
+absl::Status SyncFile(const ScopedFd& fd);
+
 // A new file (created or truncated) written through a buffer: small writes
 // are collected, writes of kDirectWriteBytes or more go straight to write(2)
 // (after what is buffered), so that data handed over in cache-sized blocks

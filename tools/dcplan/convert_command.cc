@@ -23,6 +23,7 @@
 #include "api/filesystem.h"
 #include "tools/dcplan/convert_torch_save.h"
 #include "tools/dcplan/progress_bar.h"
+#include "tools/dcplan/safetensors_commands.h"
 #include "tools/dcplan/user_path.h"
 
 namespace dcplan::tools {
@@ -240,6 +241,7 @@ int ConvertMain(const std::vector<std::string>& args, std::string* stdout_text, 
       return kConvertOk;
     }
   }
+  if (IsSafetensorsConversion(args)) return ConvertSafetensorsMain(args, stdout_text, stderr_text);
   absl::StatusOr<ConvertArgs> parsed = ParseArgs(args);
   if (!parsed.ok()) return Usage(parsed.status().message(), stderr_text);
   switch (KindOf(parsed->in)) {
@@ -290,6 +292,15 @@ twice become two copies.
   --overwrite    replace OUT if it exists (a file, or a checkpoint directory
                  or an empty directory)
   --quiet        no progress bar (it is drawn only when stderr is a terminal)
+
+Hugging Face safetensors (api/safetensors/):
+  convert HF_DIR DCP_DIR        IN recognised by its files (an index or
+                                one *.safetensors)
+  convert DCP_DIR HF_DIR --to safetensors [--max-shard-size SIZE]
+                                [--skip-non-tensor-values]
+                                files of at most SIZE (default 5GB; KB/MB/GB
+                                or KiB/MiB/GiB), tensors sorted by name
+One tensor is in memory at a time; --keys does not apply.
 
 Exit status: 0 converted; 1 the input is unreadable or corrupt, or writing
 failed (nothing is left at OUT); 2 usage error (arguments, OUT exists, IN is

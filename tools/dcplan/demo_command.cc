@@ -20,6 +20,7 @@
 #include "tools/dcplan/demo_async.h"
 #include "tools/dcplan/demo_model.h"
 #include "tools/dcplan/demo_procs.h"
+#include "tools/dcplan/demo_storage.h"
 #include "tools/dcplan/user_path.h"
 
 namespace dcplan::tools {
@@ -36,6 +37,7 @@ struct DemoArgs {
   int64_t load_procs = 0;  // 0: save_procs - 1, at least 1
   int64_t timeout_s = 120;
   bool async = false;  // AsyncSave while a stand-in training loop changes the tensors
+  DemoFormat format = DemoFormat::kDcp;
 };
 
 absl::StatusOr<DemoArgs> ParseArgs(const std::vector<std::string>& args) {
@@ -56,6 +58,10 @@ absl::StatusOr<DemoArgs> ParseArgs(const std::vector<std::string>& args) {
       parsed.overwrite = true;
     } else if (arg == "--async") {
       parsed.async = true;
+    } else if (arg == "--format" && i + 1 < args.size()) {
+      absl::StatusOr<DemoFormat> format = ParseDemoFormat(args[++i]);
+      if (format.ok()) parsed.format = *format;
+      status = format.status();
     } else if (arg == "--ranks") {
       status = next_int(&parsed.save_ranks, 1, 64);
     } else if (arg == "--load-ranks") {
@@ -107,7 +113,7 @@ int Demo(const DemoArgs& args, std::string* out, std::string* err) {
     }
     dir = pattern + "/checkpoint";
   }
-  const DemoModel model = MakeDemoModel(args.scale_mib);
+  const DemoModel model = MakeDemoModelFor(args.format, args.scale_mib);
   absl::StrAppend(out, "dcplan demo: ", model.tensors.size(), " tensors (", Megabytes(model.tensor_bytes()), ") and ",
                   model.values.size(), " other values\n");
 
@@ -119,14 +125,14 @@ int Demo(const DemoArgs& args, std::string* out, std::string* err) {
     // --async trains on the tensors after the save point, so each rank gets a
     // model of its own: the threads would otherwise share replicated tensors
     // and the global tensors the load is checked against.
-    const DemoModel rank_model = args.async ? MakeDemoModel(args.scale_mib) : model;
+    const DemoModel rank_model = args.async ? MakeDemoModelFor(args.format, args.scale_mib) : model;
     absl::StatusOr<StateDict> state = RankStateDict(rank_model, rank, args.save_ranks, /*for_load=*/false);
     if (!state.ok()) return state.status();
-    FileSystemWriter writer(dir, FileSystemWriterOptions{args.overwrite});
-    if (!args.async) return Save(*state, writer, coordinator).status();
+    std::unique_ptr<StorageWriter> writer = MakeDemoWriter(args.format, dir, args.overwrite, model.tensor_bytes());
+    if (!args.async) return Save(*state, *writer, coordinator).status();
     AsyncSaveOptions options;
     options.background_coordinator = &async_group.coordinator(rank);
-    AsyncSaveWhileTrainingResult result = AsyncSaveWhileTraining(*state, writer, coordinator, options);
+    AsyncSaveWhileTrainingResult result = AsyncSaveWhileTraining(*state, *writer, coordinator, options);
     if (rank == 0) async_summary = AsyncSaveSummary(result);
     return result.saved.status();
   });
@@ -152,8 +158,8 @@ int Demo(const DemoArgs& args, std::string* out, std::string* err) {
   absl::Status loaded = RunRanks(args.load_ranks, [&](int64_t rank, Coordinator& coordinator) -> absl::Status {
     absl::StatusOr<StateDict> state = RankStateDict(model, rank, args.load_ranks, /*for_load=*/true);
     if (!state.ok()) return state.status();
-    FileSystemReader reader(dir);
-    absl::Status status = Load(*state, reader, coordinator);
+    std::unique_ptr<StorageReader> reader = MakeDemoReader(args.format, dir);
+    absl::Status status = Load(*state, *reader, coordinator);
     if (!status.ok()) return status;
     return VerifyRankStateDict(model, *state, rank, args.load_ranks);
   });
@@ -176,8 +182,8 @@ int Demo(const DemoArgs& args, std::string* out, std::string* err) {
 }  // namespace
 
 std::string DemoHelp() {
-  return R"(usage: dcplan demo [--dir DIR] [--overwrite] [--async] [--ranks N] [--load-ranks M] [--scale MIB]
-       dcplan demo --procs N [--load-procs M] [--timeout SECONDS] [--dir DIR] [--overwrite] [--async] [--scale MIB]
+  return R"(usage: dcplan demo [--format dcp|safetensors] [--dir DIR] [--overwrite] [--async] [--ranks N] [--load-ranks M] [--scale MIB]
+       dcplan demo --procs N [--load-procs M] [--timeout SECONDS] [--format dcp|safetensors] [--dir DIR] [--overwrite] [--async] [--scale MIB]
 
 Saves a small sharded model (nested model and optimizer state: FSDP row
 shards, 2-D block shards, replicated tensors, 0-d tensors, non-tensor values)
@@ -185,6 +191,10 @@ from N in-process ranks (default 4) in PyTorch's DCP format, loads it into M
 ranks (default 3) with a different sharding, and checks every element and
 value. Prints the files, bytes and throughput.
 
+  --format F     dcp (default) or safetensors: a Hugging Face checkpoint
+                 (files of at most a quarter of the model, an index; the
+                 model without its non-tensor values), written by every
+                 rank straight into the final files
   --dir DIR      save into DIR and keep the checkpoint (default: a temporary
                  directory, removed afterwards)
   --overwrite    replace a checkpoint already in DIR
@@ -227,6 +237,7 @@ int DemoMain(const std::vector<std::string>& args, std::string* stdout_text, std
     options.scale_mib = parsed->scale_mib;
     options.timeout = absl::Seconds(parsed->timeout_s);
     options.async = parsed->async;
+    options.format = parsed->format;
     return RunProcsDemo(options, stdout_text, stderr_text);
   }
   return Demo(*parsed, stdout_text, stderr_text);

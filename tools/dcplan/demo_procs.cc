@@ -143,6 +143,7 @@ PhaseResult RunPhase(const std::string& phase, int64_t ranks, const std::string&
                  absl::StrCat(absl::ToInt64Milliseconds(options.timeout))};
     if (options.overwrite) spec.argv.push_back("--overwrite");
     if (options.async) spec.argv.push_back("--async");
+    spec.argv.insert(spec.argv.end(), {"--format", DemoFormatName(options.format)});
     spec.env = internal::LoopbackRankEnv(rank, ranks, *port);
     spec.output_path = logs.back();
     specs.push_back(std::move(spec));
@@ -223,6 +224,7 @@ struct WorkerArgs {
   bool async = false;
   int64_t scale_mib = 4;
   int64_t timeout_ms = 120000;
+  DemoFormat format = DemoFormat::kDcp;
 };
 
 absl::StatusOr<WorkerArgs> ParseWorkerArgs(const std::vector<std::string>& args) {
@@ -240,6 +242,8 @@ absl::StatusOr<WorkerArgs> ParseWorkerArgs(const std::vector<std::string>& args)
       parsed.async = true;
     } else if (arg == "--dir" && has_value) {
       parsed.dir = args[++i];
+    } else if (arg == "--format" && has_value && ParseDemoFormat(args[i + 1]).ok()) {
+      parsed.format = *ParseDemoFormat(args[++i]);
     } else if (arg == "--report" && has_value) {
       parsed.report = args[++i];
     } else if (arg == "--scale" && has_value && absl::SimpleAtoi(args[i + 1], &parsed.scale_mib) &&
@@ -266,26 +270,26 @@ absl::StatusOr<RankReport> RunRank(const WorkerArgs& args) {
   if (!coordinator.ok()) return coordinator.status();
   const int64_t rank = (*coordinator)->rank();
   const int64_t world_size = (*coordinator)->world_size();
-  const DemoModel model = MakeDemoModel(args.scale_mib);
+  const DemoModel model = MakeDemoModelFor(args.format, args.scale_mib);
   const bool load = args.phase == "load";
   absl::StatusOr<StateDict> state = RankStateDict(model, rank, world_size, /*for_load=*/load);
   if (!state.ok()) return state.status();
   const absl::Time start = absl::Now();
   if (load) {
-    FileSystemReader reader(args.dir);
-    absl::Status loaded = Load(*state, reader, **coordinator);
+    std::unique_ptr<StorageReader> reader = MakeDemoReader(args.format, args.dir);
+    absl::Status loaded = Load(*state, *reader, **coordinator);
     if (!loaded.ok()) return loaded;
   } else if (args.async) {
     absl::StatusOr<std::unique_ptr<C10dCoordinator>> background = ConnectAsyncSaveGroup(*options);
     if (!background.ok()) return background.status();
-    FileSystemWriter writer(args.dir, FileSystemWriterOptions{args.overwrite});
+    std::unique_ptr<StorageWriter> writer = MakeDemoWriter(args.format, args.dir, args.overwrite, model.tensor_bytes());
     AsyncSaveOptions async_options;
     async_options.background_coordinator = background->get();
-    AsyncSaveWhileTrainingResult saved = AsyncSaveWhileTraining(*state, writer, **coordinator, async_options);
+    AsyncSaveWhileTrainingResult saved = AsyncSaveWhileTraining(*state, *writer, **coordinator, async_options);
     if (!saved.saved.ok()) return saved.saved.status();
   } else {
-    FileSystemWriter writer(args.dir, FileSystemWriterOptions{args.overwrite});
-    absl::StatusOr<Metadata> saved = Save(*state, writer, **coordinator);
+    std::unique_ptr<StorageWriter> writer = MakeDemoWriter(args.format, args.dir, args.overwrite, model.tensor_bytes());
+    absl::StatusOr<Metadata> saved = Save(*state, *writer, **coordinator);
     if (!saved.ok()) return saved.status();
   }
   RankReport report;
@@ -309,7 +313,7 @@ int RunProcsDemo(const ProcsDemoOptions& options, std::string* out, std::string*
   const std::string work_dir = pattern;
   const bool temporary = options.dir.empty();
   const std::string dir = temporary ? work_dir + "/checkpoint" : ResolveUserPath(options.dir);
-  const DemoModel model = MakeDemoModel(options.scale_mib);
+  const DemoModel model = MakeDemoModelFor(options.format, options.scale_mib);
   absl::StrAppend(out, "dcplan demo: ", model.tensors.size(), " tensors (", Megabytes(model.tensor_bytes()), ") and ",
                   model.values.size(), " other values, one process per rank\n");
 

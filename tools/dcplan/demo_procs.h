@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "tools/dcplan/demo_storage.h"
 
 namespace dcplan::tools {
 
@@ -28,6 +29,7 @@ struct ProcsDemoOptions {
   // Save with AsyncSave (over a second c10d group) while a stand-in training
   // loop changes the tensors.
   bool async = false;
+  DemoFormat format = DemoFormat::kDcp;
 };
 
 // Runs the save phase on save_procs processes, then the load phase on
@@ -39,7 +41,7 @@ struct ProcsDemoOptions {
 int RunProcsDemo(const ProcsDemoOptions& options, std::string* out, std::string* err);
 
 // The rank side: `args` are the words after `--rank-worker`:
-//   save|load --dir DIR --scale MIB --report FILE [--overwrite] [--async] [--timeout-ms T]
+//   save|load --dir DIR --scale MIB --report FILE [--overwrite] [--async] [--timeout-ms T] [--format F]
 // Connects with ConnectC10d(C10dOptionsFromEnv()), saves RankStateDict (or
 // loads it resharded and checks it with VerifyRankStateDict), and on success
 // writes FILE with "seconds=<the Save/Load call's duration> bytes_sent=<the

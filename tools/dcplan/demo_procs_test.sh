@@ -12,15 +12,7 @@ out="$TEST_TMPDIR/out"
 err="$TEST_TMPDIR/err"
 failures=0
 
-fail() {
-  echo "FAIL: $*" >&2
-  echo "--- stdout:" >&2; cat "$out" >&2
-  echo "--- stderr:" >&2; cat "$err" >&2
-  failures=$((failures + 1))
-}
-expect_in() {  # FILE TEXT
-  grep -qF -- "$2" "$1" || fail "$(basename "$1") lacks \"$2\""
-}
+source tools/dcplan/test_lib.sh
 
 # 3 save ranks write __0_0 .. __2_0; 2 load ranks read them resharded.
 "$dcplan" demo --procs 3 --load-procs 2 --scale 1 --timeout 60 --dir "$dir" >"$out" 2>"$err"

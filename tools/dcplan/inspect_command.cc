@@ -15,6 +15,7 @@
 #include "tools/dcplan/checkpoint_report.h"
 #include "tools/dcplan/json_reader.h"
 #include "tools/dcplan/result_json.h"
+#include "tools/dcplan/safetensors_commands.h"
 
 namespace dcplan::tools {
 namespace {
@@ -238,6 +239,9 @@ int InspectMain(const std::vector<std::string>& args, std::string* stdout_text, 
   if (parsed->help) {
     stdout_text->append(InspectHelp());
     return kCheckpointOk;
+  }
+  if (IsSafetensorsCheckpoint(parsed->directory)) {
+    return InspectSafetensors(parsed->directory, parsed->json, stdout_text, stderr_text);
   }
   absl::StatusOr<CheckpointOverview> overview = ReadCheckpointOverview(parsed->directory);
   if (!overview.ok()) {

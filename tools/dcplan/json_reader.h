@@ -20,24 +20,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "api/internal/status_macros.h"
 #include "engine/box.h"
 #include "engine/dtype.h"
 
-// Early returns for Status-returning parsers (Abseil 20220623 has no public
-// equivalent).
-#define DCPLAN_TOOL_CONCAT_INNER(a, b) a##b
-#define DCPLAN_TOOL_CONCAT(a, b) DCPLAN_TOOL_CONCAT_INNER(a, b)
-#define DCPLAN_TOOL_RETURN_IF_ERROR(expr)      \
-  do {                                         \
-    ::absl::Status dcplan_tool_status = (expr); \
-    if (!dcplan_tool_status.ok()) return dcplan_tool_status; \
-  } while (0)
-#define DCPLAN_TOOL_ASSIGN_OR_RETURN(lhs, expr) \
-  DCPLAN_TOOL_ASSIGN_OR_RETURN_IMPL(DCPLAN_TOOL_CONCAT(dcplan_tool_or_, __LINE__), lhs, expr)
-#define DCPLAN_TOOL_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
-  auto tmp = (expr);                                       \
-  if (!tmp.ok()) return tmp.status();                      \
-  lhs = std::move(*tmp)
+// Early returns for Status-returning parsers: the API layer's macros.
+#define DCPLAN_TOOL_RETURN_IF_ERROR(expr) DCPLAN_RETURN_IF_ERROR(expr)
+#define DCPLAN_TOOL_ASSIGN_OR_RETURN(lhs, expr) DCPLAN_ASSIGN_OR_RETURN(lhs, expr)
 
 namespace dcplan::tools {
 

@@ -28,6 +28,7 @@
 #include "tools/dcplan/json_reader.h"
 #include "tools/dcplan/progress_bar.h"
 #include "tools/dcplan/result_json.h"
+#include "tools/dcplan/safetensors_commands.h"
 
 namespace dcplan::tools {
 namespace {
@@ -328,6 +329,9 @@ int VerifyMain(const std::vector<std::string>& args, std::string* stdout_text, s
   if (parsed->help) {
     stdout_text->append(VerifyHelp());
     return kCheckpointOk;
+  }
+  if (IsSafetensorsCheckpoint(parsed->directory)) {
+    return VerifySafetensors(parsed->directory, parsed->json, stdout_text, stderr_text);
   }
   absl::StatusOr<CheckpointOverview> overview = ReadCheckpointOverview(parsed->directory);
   if (!overview.ok()) return Unreadable(parsed->directory, overview.status(), parsed->json, stdout_text);

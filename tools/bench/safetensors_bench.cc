@@ -1,0 +1,209 @@
+// Safetensors I/O benchmark (issue #11): dcplan's multi-rank save straight
+// into a consolidated Hugging Face checkpoint, and its resharding-capable
+// load, against the practical limit (each rank write(2)s / pread(2)s its own
+// bytes to / from its own file), for dim-0 (FSDP) and dim-1 shards.
+//
+//   bazel run -c opt //tools/bench:safetensors_bench -- --dir /dev/shm --gib 1 --ranks 2 --reps 3
+//
+// Ranks are threads of this process (InProcessGroup), for the raw cases as
+// for dcplan's; each case runs --reps times and the best time is shown. The
+// save includes fsync (raw: each rank's file; dcplan: every output file),
+// the load reads into pre-allocated shards and is checked bitwise afterwards
+// (not timed).
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "api/checkpoint.h"
+#include "api/coordinator.h"
+#include "api/safetensors/storage.h"
+#include "api/state_dict.h"
+
+namespace dcplan::bench {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Options {
+  std::string dir = "/dev/shm";
+  double gib = 1;
+  int64_t ranks = 2;
+  int reps = 3;
+};
+
+// 2-D tensors of 4096 x 2048 elements, float32 and bfloat16 alternating,
+// about `gib` GiB in all.
+std::vector<at::Tensor> MakeModel(double gib) {
+  std::vector<at::Tensor> model;
+  int64_t bytes = 0;
+  for (int i = 0; bytes < gib * (1 << 30); ++i) {
+    at::Tensor t = at::rand({4096, 2048}, at::TensorOptions().dtype(i % 2 ? at::kBFloat16 : at::kFloat));
+    bytes += t.nbytes();
+    model.push_back(t);
+  }
+  return model;
+}
+
+// Rank `rank`'s piece of every tensor along `dim`.
+std::vector<LocalShard> Pieces(const std::vector<at::Tensor>& model, int64_t dim, int64_t rank, int64_t ranks,
+                               bool zero) {
+  std::vector<LocalShard> pieces;
+  for (const at::Tensor& full : model) {
+    const int64_t step = full.size(dim) / ranks;
+    Shape offsets(2, 0);
+    offsets[dim] = step * rank;
+    at::Tensor piece = full.narrow(dim, step * rank, step).contiguous();
+    pieces.push_back(LocalShard{zero ? at::zeros_like(piece) : piece, offsets});
+  }
+  return pieces;
+}
+
+StateDict ToStateDict(const std::vector<at::Tensor>& model, const std::vector<LocalShard>& pieces) {
+  std::vector<std::pair<std::string, StateDict>> entries;
+  for (size_t i = 0; i < model.size(); ++i) {
+    ShardedTensorValue sharded{model[i].sizes().vec(), model[i].scalar_type(), {pieces[i]}};
+    entries.emplace_back(absl::StrFormat("layers.%03d.weight", i), Value(std::move(sharded)));
+  }
+  return Dict(std::move(entries));
+}
+
+absl::Status RawIo(const std::vector<LocalShard>& pieces, const std::string& path, bool write) {
+  const int fd = write ? ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)
+                       : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::InternalError(absl::StrCat("open ", path, ": ", std::strerror(errno)));
+  off_t offset = 0;
+  for (const LocalShard& piece : pieces) {
+    char* data = static_cast<char*>(piece.tensor.data_ptr());
+    for (size_t left = piece.tensor.nbytes(); left > 0;) {
+      const ssize_t n = write ? ::pwrite(fd, data, left, offset) : ::pread(fd, data, left, offset);
+      if (n <= 0) {
+        ::close(fd);
+        return absl::InternalError(absl::StrCat(write ? "write " : "read ", path, " failed"));
+      }
+      data += n;
+      left -= static_cast<size_t>(n);
+      offset += n;
+    }
+  }
+  const bool ok = !write || ::fsync(fd) == 0;
+  ::close(fd);
+  return ok ? absl::OkStatus() : absl::InternalError("fsync failed");
+}
+
+// Best wall time of `reps` runs of fn on every rank (threads), or -1.
+double BestSeconds(const Options& options, const std::function<absl::Status(int64_t, Coordinator&)>& fn) {
+  double best = -1;
+  for (int rep = 0; rep < options.reps; ++rep) {
+    InProcessGroup group(options.ranks, absl::Seconds(600));
+    const absl::Time start = absl::Now();
+    std::vector<absl::Status> statuses = group.Run(fn);
+    const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+    for (const absl::Status& status : statuses) {
+      if (!status.ok()) {
+        std::cerr << "safetensors_bench: " << status << "\n";
+        return -1;
+      }
+    }
+    if (best < 0 || seconds < best) best = seconds;
+  }
+  return best;
+}
+
+void Row(const std::string& name, const std::string& sharding, const Options& options, int64_t bytes,
+         double seconds, double raw_seconds) {
+  const double rate = seconds > 0 ? bytes / seconds : 0;
+  const double raw = raw_seconds > 0 ? bytes / raw_seconds : 0;
+  std::cout << absl::StrFormat("| %s | %s | %d | %.2f | %.2f | %.3f |\n", name, sharding, options.ranks, rate / 1e9,
+                               raw > 0 ? rate / raw : 0.0, seconds);
+}
+
+int Run(const Options& options) {
+  const std::vector<at::Tensor> model = MakeModel(options.gib);
+  int64_t bytes = 0;
+  for (const at::Tensor& t : model) bytes += t.nbytes();
+  std::cout << absl::StrFormat(
+      "## safetensors_bench: %d tensors of 4096 x 2048 (float32 / bfloat16), %.3f GiB, %d ranks (threads), "
+      "best of %d, on %s\n\n",
+      model.size(), bytes / double(1 << 30), options.ranks, options.reps, options.dir);
+  std::cout << "| case | sharding | ranks | GB/s | ratio to raw | wall s |\n|---|---|---|---|---|---|\n";
+  const std::string scratch = (fs::path(options.dir) / "dcplan_safetensors_bench").string();
+  for (int64_t dim : {0, 1}) {
+    const std::string sharding = dim == 0 ? "dim-0" : "dim-1";
+    std::vector<std::vector<LocalShard>> saved(options.ranks), loaded(options.ranks);
+    for (int64_t r = 0; r < options.ranks; ++r) {
+      saved[r] = Pieces(model, dim, r, options.ranks, /*zero=*/false);
+      loaded[r] = Pieces(model, dim, r, options.ranks, /*zero=*/true);
+    }
+    fs::remove_all(scratch);
+    fs::create_directories(scratch);
+    const auto raw_path = [&](int64_t rank) { return absl::StrCat(scratch, "/raw", rank, ".bin"); };
+    const double raw_write = BestSeconds(options, [&](int64_t r, Coordinator&) { return RawIo(saved[r], raw_path(r), true); });
+    const double raw_read = BestSeconds(options, [&](int64_t r, Coordinator&) { return RawIo(loaded[r], raw_path(r), false); });
+    const std::string hf = scratch + "/hf";
+    const double save = BestSeconds(options, [&](int64_t r, Coordinator& coordinator) {
+      safetensors::SafetensorsWriterOptions writer_options;
+      writer_options.overwrite = true;
+      safetensors::SafetensorsWriter writer(hf, writer_options);
+      return Save(ToStateDict(model, saved[r]), writer, coordinator).status();
+    });
+    const double load = BestSeconds(options, [&](int64_t r, Coordinator& coordinator) {
+      StateDict state = ToStateDict(model, loaded[r]);
+      safetensors::SafetensorsReader reader(hf);
+      return Load(state, reader, coordinator);
+    });
+    for (int64_t r = 0; r < options.ranks; ++r) {
+      for (size_t i = 0; i < model.size(); ++i) {
+        if (!at::equal(saved[r][i].tensor, loaded[r][i].tensor)) {
+          std::cerr << "safetensors_bench: rank " << r << " tensor " << i << " loaded wrong\n";
+          return 1;
+        }
+      }
+    }
+    Row("raw write", sharding, options, bytes, raw_write, raw_write);
+    Row("safetensors save", sharding, options, bytes, save, raw_write);
+    Row("raw read", sharding, options, bytes, raw_read, raw_read);
+    Row("safetensors load", sharding, options, bytes, load, raw_read);
+  }
+  fs::remove_all(scratch);
+  std::cout << "\nGB/s = model bytes / wall time of the case (1 GB = 1e9 bytes); ratio to raw = over raw write "
+               "(saves) or raw read (loads) of the same sharding. dim-1 shards are written and read as one "
+               "strided run per row of the shard.\n";
+  return 0;
+}
+
+}  // namespace
+}  // namespace dcplan::bench
+
+int main(int argc, char** argv) {
+  dcplan::bench::Options options;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i], value = argv[i + 1];
+    bool ok = true;
+    if (flag == "--dir") options.dir = value;
+    else if (flag == "--gib") ok = absl::SimpleAtod(value, &options.gib) && options.gib > 0;
+    else if (flag == "--ranks") ok = absl::SimpleAtoi(value, &options.ranks) && options.ranks >= 1 && options.ranks <= 64;
+    else if (flag == "--reps") ok = absl::SimpleAtoi(value, &options.reps) && options.reps >= 1;
+    else ok = false;
+    if (!ok) {
+      std::cerr << "usage: safetensors_bench [--dir DIR] [--gib G] [--ranks N] [--reps R]\n";
+      return 2;
+    }
+  }
+  return dcplan::bench::Run(options);
+}
