@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "api/dtype_conversion.h"
 #include "api/internal/checksums.h"
+#include "api/internal/confined_path.h"
 #include "api/internal/file_io.h"
 #include "api/pickle/metadata_pickle.h"
 #include "api/tensor_record.h"
@@ -309,7 +310,8 @@ FileSystemReader::FileSystemReader(std::string directory, FileSystemReaderOption
 
 absl::StatusOr<Metadata> FileSystemReader::ReadMetadata() {
   const std::string path = JoinPath(directory_, kMetadataFileName);
-  absl::StatusOr<std::string> bytes = internal::ReadWholeFile(path);
+  absl::StatusOr<std::string> bytes =
+      internal::ReadConfinedFile(directory_, kMetadataFileName, internal::kMaxMetadataFileBytes);
   if (!bytes.ok()) {
     if (absl::IsNotFound(bytes.status())) {
       return absl::NotFoundError(absl::StrCat("no checkpoint in ", directory_, " (.metadata missing)"));

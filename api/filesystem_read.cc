@@ -22,6 +22,7 @@
 #include "api/dtype_conversion.h"
 #include "api/filesystem.h"
 #include "api/internal/checksums.h"
+#include "api/internal/confined_path.h"
 #include "api/internal/file_io.h"
 #include "api/stream_transforms.h"
 #include "api/tensor_record.h"
@@ -92,7 +93,8 @@ absl::StatusOr<std::optional<internal::ChecksumTable>> LoadChecksums(const std::
                                                                       const Metadata& metadata, bool verify) {
   if (!verify) return std::nullopt;
   const std::string path = JoinPath(directory, kChecksumsFileName);
-  absl::StatusOr<std::string> bytes = internal::ReadWholeFile(path);
+  absl::StatusOr<std::string> bytes =
+      internal::ReadConfinedFile(directory, kChecksumsFileName, internal::kMaxChecksumsFileBytes);
   if (absl::IsNotFound(bytes.status())) return std::nullopt;
   if (!bytes.ok()) return WithContext(bytes.status(), absl::StrCat("'", path, "'"));
   absl::StatusOr<internal::ChecksumTable> table = internal::ParseChecksums(*bytes, path);
@@ -397,7 +399,7 @@ absl::Status FileSystemReader::ReadData(const LoadPlan& plan, LoadPlanner& plann
   internal::AsyncXxh3 hasher;
   for (const DataFile& file : *files) {
     const std::string path = JoinPath(directory_, file.relative_path);
-    absl::StatusOr<internal::ScopedFd> fd = internal::OpenForReading(path);
+    absl::StatusOr<internal::ScopedFd> fd = internal::OpenConfined(directory_, file.relative_path);
     if (!fd.ok()) {
       return WithContext(fd.status(), absl::StrCat("rank ", rank_, ": data file ", file.relative_path, " of ",
                                                    directory_, " (needed for ",

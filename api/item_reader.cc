@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "api/filesystem.h"
 #include "api/internal/checksums.h"
+#include "api/internal/confined_path.h"
 #include "api/internal/file_io.h"
 
 namespace dcplan {
@@ -21,7 +22,8 @@ std::optional<ItemChecksum> ItemChecksums::Find(const std::string& relative_path
 
 absl::StatusOr<std::optional<ItemChecksums>> ReadItemChecksums(const std::string& directory) {
   const std::string path = internal::JoinPath(directory, kChecksumsFileName);
-  absl::StatusOr<std::string> bytes = internal::ReadWholeFile(path);
+  absl::StatusOr<std::string> bytes =
+      internal::ReadConfinedFile(directory, kChecksumsFileName, internal::kMaxChecksumsFileBytes);
   if (absl::IsNotFound(bytes.status())) return std::nullopt;
   if (!bytes.ok()) {
     return absl::Status(bytes.status().code(), absl::StrCat("'", path, "': ", bytes.status().message()));
@@ -35,8 +37,9 @@ absl::StatusOr<std::optional<ItemChecksums>> ReadItemChecksums(const std::string
 
 uint64_t ItemXxh3(absl::string_view bytes) { return internal::Xxh3(bytes); }
 
-absl::StatusOr<ItemFile> ItemFile::Open(const std::string& path) {
-  absl::StatusOr<internal::ScopedFd> fd = internal::OpenForReading(path);
+absl::StatusOr<ItemFile> ItemFile::Open(const std::string& directory, const std::string& relative_path) {
+  const std::string path = internal::JoinPath(directory, relative_path);
+  absl::StatusOr<internal::ScopedFd> fd = internal::OpenConfined(directory, relative_path);
   if (!fd.ok()) return absl::Status(fd.status().code(), absl::StrCat("'", path, "': ", fd.status().message()));
   absl::StatusOr<int64_t> size = internal::FileSize(*fd);
   if (!size.ok()) return absl::Status(size.status().code(), absl::StrCat("'", path, "': ", size.status().message()));

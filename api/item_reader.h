@@ -56,8 +56,10 @@ uint64_t ItemXxh3(absl::string_view bytes);
 // A data file opened for reading items at known offsets.
 class ItemFile {
  public:
+  // Opens `relative_path` of checkpoint `directory` confined to it
+  // (api/internal/confined_path.h: no way out, no FIFO, regular files only).
   // Errors name the path; a missing file is NotFound.
-  static absl::StatusOr<ItemFile> Open(const std::string& path);
+  static absl::StatusOr<ItemFile> Open(const std::string& directory, const std::string& relative_path);
 
   // The size when opened.
   int64_t size() const { return size_; }

@@ -24,6 +24,8 @@
 #include "api/internal/crc32.h"
 #include "api/internal/tensor_pickle.h"
 #include "api/internal/torch_zip.h"
+#include "api/pickle/pickle_scan.h"
+#include "api/pickle/weights_only.h"
 
 namespace dcplan {
 namespace {
@@ -195,7 +197,24 @@ absl::StatusOr<std::string> SaveValueRecord(const c10::IValue& value) {
   }
 }
 
+namespace {
+// The data.pkl of a whole archive in memory (ReadCheckedDataPickle below).
+absl::StatusOr<std::string> ReadArchiveDataPickle(absl::string_view archive);
+}  // namespace
+
+absl::Status CheckWeightsOnlyArchive(absl::string_view archive) {
+  absl::StatusOr<std::string> pickle = ReadArchiveDataPickle(archive);
+  if (!pickle.ok()) return pickle.status();
+  if (absl::Status policy = pickle::CheckWeightsOnlyPickle(*pickle); !policy.ok()) {
+    return absl::DataLossError(absl::StrCat("data.pkl ", policy.message()));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<c10::IValue> LoadValueRecord(absl::string_view archive) {
+  // LibTorch's reader trusts the pickle's lengths and nesting: check them
+  // first, so a small archive cannot make it allocate gigabytes.
+  if (absl::StatusOr<std::string> pickle = ReadArchiveDataPickle(archive); !pickle.ok()) return pickle.status();
   try {
     return torch::jit::pickle_load(std::vector<char>(archive.begin(), archive.end()));
   } catch (const std::exception& e) {
@@ -208,6 +227,11 @@ absl::StatusOr<at::Tensor> ReadTensorRecord(const RecordSource& source) {
   std::string bytes(static_cast<size_t>(source.size()), '\0');
   absl::Status read = source.ReadAt(0, bytes.data(), source.size());
   if (!read.ok()) return read;
+  // One verdict with ReadTensorRecordLayout (convert's path): a view outside
+  // its storage or a storage record of the wrong size is refused here too,
+  // where LibTorch would silently resize the storage.
+  absl::StatusOr<TensorRecordLayout> layout = ReadTensorRecordLayout(BufferRecordSource(bytes));
+  if (!layout.ok() && !absl::IsUnimplemented(layout.status())) return layout.status();
   absl::StatusOr<c10::IValue> value = LoadValueRecord(bytes);
   if (!value.ok()) return value.status();
   if (!value->isTensor()) {
@@ -259,6 +283,35 @@ absl::StatusOr<std::string> ReadRecordBytes(const RecordSource& source, const in
   return bytes;
 }
 
+// The data.pkl record of an archive (in the folder of its first record, as
+// LibTorch looks for it), CRC-checked and structurally checked
+// (pickle::CheckPickleStructure).
+absl::StatusOr<std::string> ReadCheckedDataPickle(const RecordSource& source,
+                                                  const std::vector<internal::ZipRecord>& records,
+                                                  std::string* folder) {
+  if (records.empty()) return NotATensorRecord("an empty archive");
+  const std::string& first = records.front().name;
+  const size_t slash = first.find('/');
+  if (slash == std::string::npos) return NotATensorRecord("no archive folder");
+  *folder = first.substr(0, slash + 1);
+  const internal::ZipRecord* pickle_record = FindRecord(records, *folder + "data.pkl");
+  if (pickle_record == nullptr) return NotATensorRecord("no data.pkl record");
+  absl::StatusOr<std::string> pickle = ReadRecordBytes(source, *pickle_record);
+  if (!pickle.ok()) return pickle.status();
+  if (absl::Status structure = pickle::CheckPickleStructure(*pickle); !structure.ok()) {
+    return absl::DataLossError(absl::StrCat("data.pkl: ", structure.message()));
+  }
+  return pickle;
+}
+
+absl::StatusOr<std::string> ReadArchiveDataPickle(absl::string_view archive) {
+  const BufferRecordSource source(archive);
+  absl::StatusOr<std::vector<internal::ZipRecord>> records = internal::IndexZip(source);
+  if (!records.ok()) return records.status();
+  std::string folder;
+  return ReadCheckedDataPickle(source, *records, &folder);
+}
+
 // Whether every element the view addresses lies inside a storage of `numel` elements.
 bool ViewFitsStorage(const TensorRecordLayout& layout, int64_t storage_numel) {
   if (layout.sizes.size() != layout.strides.size() || layout.storage_offset < 0) return false;
@@ -276,15 +329,9 @@ bool ViewFitsStorage(const TensorRecordLayout& layout, int64_t storage_numel) {
 absl::StatusOr<TensorRecordLayout> ReadTensorRecordLayout(const RecordSource& source) {
   absl::StatusOr<std::vector<internal::ZipRecord>> records = internal::IndexZip(source);
   if (!records.ok()) return records.status();
-  if (records->empty()) return NotATensorRecord("an empty archive");
   // Like LibTorch: every record lives in the folder of the first one.
-  const std::string& first = records->front().name;
-  const size_t slash = first.find('/');
-  if (slash == std::string::npos) return NotATensorRecord("no archive folder");
-  const std::string folder = first.substr(0, slash + 1);
-  const internal::ZipRecord* pickle_record = FindRecord(*records, folder + "data.pkl");
-  if (pickle_record == nullptr) return NotATensorRecord("no data.pkl record");
-  absl::StatusOr<std::string> pickle = ReadRecordBytes(source, *pickle_record);
+  std::string folder;
+  absl::StatusOr<std::string> pickle = ReadCheckedDataPickle(source, *records, &folder);
   if (!pickle.ok()) return pickle.status();
   uint64_t version = caffe2::serialize::kMinProducedFileFormatVersion;
   for (const char* name : {".data/version", "version"}) {

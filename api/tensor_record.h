@@ -56,6 +56,12 @@ absl::StatusOr<c10::IValue> LoadValueRecord(absl::string_view archive);
 // malformed ZIP, a missing or unframed data.pkl.
 absl::Status CheckTorchSaveArchive(absl::string_view archive);
 
+// The pickle policy for non-tensor values (api/pickle/weights_only.h): OK
+// when the archive's data.pkl is structurally sound and names only globals a
+// weights_only load accepts. DataLoss naming the global otherwise ("data.pkl
+// names global 'posix.system', which a weights_only load refuses ...").
+absl::Status CheckWeightsOnlyArchive(absl::string_view archive);
+
 // Random access to one archive (an item's [offset, offset + length) slice of
 // a .distcp file, or a buffer).
 class RecordSource {

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "engine/validate.h"
 
 namespace dcplan {
 namespace {
@@ -197,6 +198,7 @@ class LocalPlanBuilder {
     }
     if (const auto* whole = std::get_if<WholeTensor>(&value)) {
       if (!CheckSize(fqn, whole->shape, *tensor)) return;
+      if (!CheckStoredChunksDisjoint(fqn, *tensor)) return;
       std::vector<ChunkBox> everything(1);
       everything[0].offsets.assign(whole->shape.size(), 0);
       everything[0].sizes = whole->shape;
@@ -205,6 +207,7 @@ class LocalPlanBuilder {
     }
     const auto& sharded = std::get<ShardedTensor>(value);
     if (!CheckSize(fqn, sharded.global_shape, *tensor)) return;
+    if (!CheckStoredChunksDisjoint(fqn, *tensor)) return;
     if (!CheckRequestedChunks(fqn, sharded)) return;
     AppendItems(CreateReadItemsForChunkList(fqn, *tensor, sharded.local_chunks));
   }
@@ -220,6 +223,17 @@ class LocalPlanBuilder {
     AddError(fqn, LoadErrorKind::kSizeMismatch,
              absl::StrCat("Size mismatch between saved ", ShapeToString(stored.size), " and current: ",
                           ShapeToString(requested), " for ", fqn, " (rank ", rank_, ")"));
+    return false;
+  }
+
+  // Stored chunks that share elements make the checkpoint ambiguous (which
+  // copy wins?) and, copied thousands of times, the read plan quadratic: the
+  // checkpoint is refused instead.
+  bool CheckStoredChunksDisjoint(const std::string& fqn, const TensorStorageMetadata& stored) {
+    if (!HasOverlappingChunks(stored)) return true;
+    AddError(fqn, LoadErrorKind::kInvalidCheckpoint,
+             absl::StrCat("the checkpoint's chunks of '", fqn, "' overlap (requested by rank ", rank_,
+                          "): the checkpoint is invalid; `dcplan verify` lists the chunks"));
     return false;
   }
 
@@ -317,6 +331,8 @@ absl::string_view LoadErrorKindName(LoadErrorKind kind) {
       return "size_mismatch";
     case LoadErrorKind::kTypeMismatch:
       return "type_mismatch";
+    case LoadErrorKind::kInvalidCheckpoint:
+      return "invalid_checkpoint";
   }
   return "unknown";
 }

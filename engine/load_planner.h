@@ -43,9 +43,11 @@ enum class LoadErrorKind : uint8_t {
   kMissingKey,    // requested fqn not in the checkpoint (strict loads only)
   kSizeMismatch,  // requested global size differs from the saved one
   kTypeMismatch,  // tensor requested for a bytes entry, or the reverse
+  kInvalidCheckpoint,  // the stored chunks of the requested tensor overlap
 };
 
-absl::string_view LoadErrorKindName(LoadErrorKind kind);  // "missing_key", "size_mismatch", "type_mismatch"
+// "missing_key", "size_mismatch", "type_mismatch", "invalid_checkpoint".
+absl::string_view LoadErrorKindName(LoadErrorKind kind);
 
 struct LoadPlanError {
   int64_t rank = 0;

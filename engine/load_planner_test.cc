@@ -371,6 +371,24 @@ TEST(CreateLocalLoadPlanTest, SizeMismatchNamesBothSizes) {
   EXPECT_EQ(out.errors[1].fqn, "b");
 }
 
+TEST(CreateLocalLoadPlanTest, OverlappingStoredChunksMakeTheCheckpointInvalid) {
+  Metadata metadata = SmallCheckpoint();
+  // 1 000 copies of one chunk: refused instead of a million-item read plan.
+  metadata.state_dict_metadata.InsertOrAssign("copies", Stored({4}, std::vector<ChunkBox>(1000, Box({0}, {4}))));
+  StateDictDescription description;
+  description.values.InsertOrAssign("copies", ShardedTensor{{4}, TensorProperties{}, {Box({0}, {2}), Box({2}, {2})}});
+  description.values.InsertOrAssign("b", WholeTensor{{4}, TensorProperties{}});
+  const LocalLoadPlan out = CreateLocalLoadPlan(description, metadata, LoadPlannerOptions{}, 2);
+  ASSERT_EQ(out.errors.size(), 1u);
+  EXPECT_EQ(out.errors[0].kind, LoadErrorKind::kInvalidCheckpoint);
+  EXPECT_EQ(out.errors[0].fqn, "copies");
+  EXPECT_NE(out.errors[0].message.find("overlap"), std::string::npos) << out.errors[0];
+  EXPECT_NE(out.errors[0].message.find("rank 2"), std::string::npos) << out.errors[0];
+  // The good key still gets its read.
+  ASSERT_EQ(out.plan.items.size(), 1u);
+  EXPECT_EQ(out.plan.items[0].dest_index.fqn, "b");
+}
+
 TEST(CreateLocalLoadPlanTest, TypeMismatchBothWays) {
   StateDictDescription description;
   description.values.InsertOrAssign("step", WholeTensor{{1}, TensorProperties{}});  // bytes saved

@@ -175,23 +175,21 @@ class ActiveIntervals {
   }
 
   // Calls visit(position) for every active position below `limit` whose end
-  // is past `start`.
+  // is past `start`, until visit returns false.
   template <typename Visit>
   void ForEachEndingAfter(size_t limit, __int128 start, const Visit& visit) const {
     Descend(1, 0, leaves_, limit, start, visit);
   }
 
  private:
+  // False once `visit` has asked to stop.
   template <typename Visit>
-  void Descend(size_t node, size_t low, size_t high, size_t limit, __int128 start, const Visit& visit) const {
-    if (low >= limit || max_end_[node] <= start) return;
-    if (high - low == 1) {
-      visit(low);
-      return;
-    }
+  bool Descend(size_t node, size_t low, size_t high, size_t limit, __int128 start, const Visit& visit) const {
+    if (low >= limit || max_end_[node] <= start) return true;
+    if (high - low == 1) return visit(low);
     const size_t middle = low + (high - low) / 2;
-    Descend(2 * node, low, middle, limit, start, visit);
-    Descend(2 * node + 1, middle, high, limit, start, visit);
+    return Descend(2 * node, low, middle, limit, start, visit) &&
+           Descend(2 * node + 1, middle, high, limit, start, visit);
   }
 
   size_t leaves_ = 1;
@@ -210,20 +208,54 @@ bool DisjointAlong(const FlatBoxes& boxes, const std::vector<std::pair<int64_t, 
   return true;
 }
 
-// Every pair (i, j), i < j, of chunks sharing an element, ascending.
-//
+// The overlapping pairs of a tensor's chunks, bounded: the smallest
+// kMaxListedOverlapPairs pairs (i, j), i < j, ascending, and how many pairs
+// there are in all (`complete` false when the search stopped after
+// kMaxOverlapCandidates candidate pairs: `total` is then a lower bound).
+struct OverlapReport {
+  std::vector<std::pair<int64_t, int64_t>> listed;
+  int64_t total = 0;
+  bool complete = true;
+};
+
+// Keeps the smallest `capacity` pairs seen (a max-heap of them).
+class SmallestPairs {
+ public:
+  explicit SmallestPairs(size_t capacity) : capacity_(capacity) {}
+  void Add(std::pair<int64_t, int64_t> pair) {
+    if (heap_.size() < capacity_) {
+      heap_.push_back(pair);
+      std::push_heap(heap_.begin(), heap_.end());
+    } else if (capacity_ > 0 && pair < heap_.front()) {
+      std::pop_heap(heap_.begin(), heap_.end());
+      heap_.back() = pair;
+      std::push_heap(heap_.begin(), heap_.end());
+    }
+  }
+  std::vector<std::pair<int64_t, int64_t>> Sorted() && {
+    std::sort_heap(heap_.begin(), heap_.end());
+    return std::move(heap_);
+  }
+
+ private:
+  size_t capacity_;
+  std::vector<std::pair<int64_t, int64_t>> heap_;
+};
+
 // Sweep along one dimension in start order: a chunk meets the chunks still
 // active there (end past its start); among those, the index over a second
 // dimension yields the ones that intersect it there too, and the remaining
-// dimensions decide.
-std::vector<std::pair<int64_t, int64_t>> OverlappingPairs(const FlatBoxes& boxes) {
-  std::vector<std::pair<int64_t, int64_t>> pairs;
+// dimensions decide. Every candidate costs O(log C); the search stops after
+// kMaxOverlapCandidates of them, so that degenerate inputs (thousands of
+// copies of one chunk, with millions of pairs) stay cheap.
+OverlapReport OverlappingPairs(const FlatBoxes& boxes, int64_t stop_after_pairs = INT64_MAX) {
+  OverlapReport report;
   const size_t rank = boxes.rank();
-  if (rank == 0 || boxes.size() < 2) return pairs;
+  if (rank == 0 || boxes.size() < 2) return report;
   std::vector<std::vector<std::pair<int64_t, size_t>>> sorted_by_start(rank);
   for (size_t d = 0; d < rank; ++d) sorted_by_start[d] = boxes.SortedByStart(d);
   const auto [sweep_dim, index_dim] = ChooseDims(sorted_by_start);
-  if (DisjointAlong(boxes, sorted_by_start[sweep_dim], sweep_dim)) return pairs;
+  if (DisjointAlong(boxes, sorted_by_start[sweep_dim], sweep_dim)) return report;
   std::vector<size_t> other_dims;
   for (size_t d = 0; d < rank; ++d) {
     if (d != sweep_dim && d != index_dim) other_dims.push_back(d);
@@ -233,6 +265,8 @@ std::vector<std::pair<int64_t, int64_t>> OverlappingPairs(const FlatBoxes& boxes
   std::vector<size_t> position_of(boxes.size());
   for (size_t p = 0; p < by_index_start.size(); ++p) position_of[by_index_start[p].second] = p;
 
+  SmallestPairs listed(kMaxListedOverlapPairs);
+  int64_t candidates = 0;
   ActiveIntervals active(boxes.size());
   using Expiry = std::pair<__int128, size_t>;  // (end in sweep_dim, position)
   std::priority_queue<Expiry, std::vector<Expiry>, std::greater<Expiry>> expiries;
@@ -250,36 +284,46 @@ std::vector<std::pair<int64_t, int64_t>> OverlappingPairs(const FlatBoxes& boxes
                          [](const std::pair<int64_t, size_t>& entry, __int128 end) { return entry.first < end; }) -
         by_index_start.begin();
     active.ForEachEndingAfter(limit, boxes.start(k, index_dim), [&](size_t position) {
+      if (++candidates > kMaxOverlapCandidates) return false;
       const size_t other = by_index_start[position].second;
-      if (!boxes.IntersectIn(k, other, other_dims)) return;
-      pairs.emplace_back(std::min(boxes.id(k), boxes.id(other)), std::max(boxes.id(k), boxes.id(other)));
+      if (!boxes.IntersectIn(k, other, other_dims)) return true;
+      ++report.total;
+      listed.Add({std::min(boxes.id(k), boxes.id(other)), std::max(boxes.id(k), boxes.id(other))});
+      return report.total < stop_after_pairs;
     });
+    if (report.total >= stop_after_pairs) {
+      report.complete = false;
+      break;
+    }
+    if (candidates > kMaxOverlapCandidates) {
+      report.complete = false;
+      break;
+    }
     active.Set(position_of[k], index_end);
     expiries.emplace(boxes.end(k, sweep_dim), position_of[k]);
   }
-  std::sort(pairs.begin(), pairs.end());
-  return pairs;
+  report.listed = std::move(listed).Sorted();
+  return report;
 }
 
 void AppendOverlapProblems(absl::string_view fqn, const TensorStorageMetadata& tensor, const FlatBoxes& boxes,
                            std::vector<PlanProblem>& problems) {
-  const std::vector<std::pair<int64_t, int64_t>> pairs = OverlappingPairs(boxes);
-  if (pairs.empty()) return;
-  // Degenerate plans (many copies of one chunk) have many pairs per chunk:
-  // print each chunk once.
-  std::vector<std::string> printed(tensor.chunks.size());
-  auto print = [&](int64_t i) -> const std::string& {
-    if (printed[i].empty()) printed[i] = absl::StrCat(i, " ", ToString(tensor.chunks[i]));
-    return printed[i];
-  };
-  for (const auto& [i, j] : pairs) {
+  const OverlapReport report = OverlappingPairs(boxes);
+  for (const auto& [i, j] : report.listed) {
     PlanProblem problem;
     problem.kind = ProblemKind::kOverlap;
     problem.fqn = std::string(fqn);
     problem.chunks = {i, j};
-    problem.message = absl::StrCat("key:", fqn, " has overlapping chunks ", print(i), " and ", print(j));
+    problem.message = absl::StrCat("key:", fqn, " has overlapping chunks ", i, " ", ToString(tensor.chunks[i]),
+                                   " and ", j, " ", ToString(tensor.chunks[j]));
     problems.push_back(std::move(problem));
   }
+  if (report.complete && report.total <= static_cast<int64_t>(report.listed.size())) return;
+  PlanProblem summary;
+  summary.kind = ProblemKind::kOverlap;
+  summary.fqn = std::string(fqn);
+  summary.message = OverlapSummaryMessage(fqn, report.total, report.complete, report.listed.size());
+  problems.push_back(std::move(summary));
 }
 
 // ---- Volume -------------------------------------------------------------------
@@ -361,6 +405,11 @@ ChunkFacts ScanChunks(const TensorStorageMetadata& tensor) {
 
 }  // namespace
 
+std::string OverlapSummaryMessage(absl::string_view fqn, int64_t total, bool complete, size_t listed) {
+  return absl::StrCat("key:", fqn, " has ", complete ? "" : "at least ", total, " overlapping chunk pairs; ",
+                      listed, " are listed", complete ? "" : " (the search stopped early)");
+}
+
 std::vector<PlanProblem> ValidateTensor(absl::string_view fqn, const TensorStorageMetadata& tensor) {
   std::vector<PlanProblem> problems;
   if (tensor.size.empty()) return problems;
@@ -369,6 +418,13 @@ std::vector<PlanProblem> ValidateTensor(absl::string_view fqn, const TensorStora
   AppendOverlapProblems(fqn, tensor, facts.boxes, problems);
   AppendVolumeProblem(fqn, tensor, facts.volume, problems);
   return problems;
+}
+
+bool HasOverlappingChunks(const TensorStorageMetadata& tensor) {
+  if (tensor.size.empty()) return false;
+  FlatBoxes boxes(tensor.size.size(), tensor.chunks.size());
+  for (size_t i = 0; i < tensor.chunks.size(); ++i) boxes.Add(static_cast<int64_t>(i), tensor.chunks[i]);
+  return OverlappingPairs(boxes, /*stop_after_pairs=*/1).total > 0;
 }
 
 std::vector<PlanProblem> ValidateMetadata(const StateDictMetadata& metadata) {

@@ -220,6 +220,28 @@ TEST(ValidateTensorTest, EveryOverlappingPairInAscendingOrder) {
   EXPECT_EQ(problems[3].actual, 18);
 }
 
+TEST(ValidateTensorTest, ManyOverlapsListTheSmallestPairsThenTheirCount) {
+  // 20 copies of one chunk: 190 pairs; the 64 smallest end at (3, 13).
+  const std::vector<PlanProblem> problems = Validate(Tensor({4}, std::vector<ChunkBox>(20, Box({0}, {4}))));
+  ASSERT_EQ(problems.size(), kMaxListedOverlapPairs + 2);
+  EXPECT_EQ(problems[0].chunks, (std::vector<int64_t>{0, 1}));
+  EXPECT_EQ(problems[kMaxListedOverlapPairs - 1].chunks, (std::vector<int64_t>{3, 13}));
+  const PlanProblem& summary = problems[kMaxListedOverlapPairs];
+  EXPECT_EQ(summary.kind, ProblemKind::kOverlap);
+  EXPECT_TRUE(summary.chunks.empty());
+  EXPECT_EQ(summary.message, "key:w has 190 overlapping chunk pairs; 64 are listed");
+  EXPECT_EQ(problems.back().kind, ProblemKind::kVolume);
+}
+
+TEST(ValidateTensorTest, DegenerateCopiesStopTheSearchAndSaySo) {
+  // 5 000 copies: 12 497 500 pairs, past kMaxOverlapCandidates.
+  const std::vector<PlanProblem> problems = Validate(Tensor({4}, std::vector<ChunkBox>(5000, Box({0}, {4}))));
+  ASSERT_EQ(problems.size(), kMaxListedOverlapPairs + 2);
+  const std::string& summary = problems[kMaxListedOverlapPairs].message;
+  EXPECT_EQ(summary.rfind("key:w has at least ", 0), 0u) << summary;
+  EXPECT_NE(summary.find("(the search stopped early)"), std::string::npos) << summary;
+}
+
 TEST(ValidateTensorTest, OverlapsInAGridAreFoundAcrossRows) {
   // A 2x2 grid of [8, 8] plus a block straddling the centre, which shares an
   // element with all four blocks.

@@ -63,6 +63,38 @@ std::vector<ReadItem> ReadItemsPairwise(absl::string_view fqn, const TensorStora
   return items;
 }
 
+namespace {
+
+// Whether two stored chunks share an element, pair by pair: both have the
+// tensor's rank and, in every dim, a positive size and intersecting ranges.
+bool StoredChunksShareAnElement(const TensorStorageMetadata& tensor) {
+  const size_t rank = tensor.size.size();
+  auto usable = [rank](const ChunkBox& c) {
+    if (c.offsets.size() != rank || c.sizes.size() != rank) return false;
+    for (size_t d = 0; d < rank; ++d) {
+      if (c.sizes[d] <= 0) return false;
+    }
+    return true;
+  };
+  for (size_t i = 0; i < tensor.chunks.size(); ++i) {
+    for (size_t j = i + 1; j < tensor.chunks.size(); ++j) {
+      const ChunkBox& a = tensor.chunks[i];
+      const ChunkBox& b = tensor.chunks[j];
+      if (rank == 0 || !usable(a) || !usable(b)) continue;
+      bool shared = true;
+      for (size_t d = 0; d < rank && shared; ++d) {
+        const __int128 a_end = static_cast<__int128>(a.offsets[d]) + a.sizes[d];
+        const __int128 b_end = static_cast<__int128>(b.offsets[d]) + b.sizes[d];
+        shared = a.offsets[d] < b_end && b.offsets[d] < a_end;
+      }
+      if (shared) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 std::vector<ExpectedRequest> LocalLoadPlanReference(const StateDictDescription& description,
                                                     const Metadata& metadata, bool strict) {
   std::vector<ExpectedRequest> expected;
@@ -85,6 +117,8 @@ std::vector<ExpectedRequest> LocalLoadPlanReference(const StateDictDescription& 
     } else if (const auto* whole = std::get_if<WholeTensor>(&value)) {
       if (whole->shape != tensor->size) {
         request.errors.push_back(LoadErrorKind::kSizeMismatch);
+      } else if (StoredChunksShareAnElement(*tensor)) {
+        request.errors.push_back(LoadErrorKind::kInvalidCheckpoint);
       } else {
         request.destination_chunks = {ChunkBox{Shape(whole->shape.size(), 0), whole->shape}};
       }
@@ -92,6 +126,8 @@ std::vector<ExpectedRequest> LocalLoadPlanReference(const StateDictDescription& 
       const auto& sharded = std::get<ShardedTensor>(value);
       if (sharded.global_shape != tensor->size) {
         request.errors.push_back(LoadErrorKind::kSizeMismatch);
+      } else if (StoredChunksShareAnElement(*tensor)) {
+        request.errors.push_back(LoadErrorKind::kInvalidCheckpoint);
       } else {
         for (const ChunkBox& chunk : sharded.local_chunks) {
           if (!InBounds(sharded.global_shape, chunk)) request.errors.push_back(LoadErrorKind::kSizeMismatch);

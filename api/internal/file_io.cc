@@ -127,7 +127,20 @@ absl::Status ScopedFd::Close() {
 }
 
 absl::StatusOr<ScopedFd> OpenForReading(const std::string& path) {
-  const int fd = RetryOnEintr([&] { return ::open(path.c_str(), O_RDONLY | O_CLOEXEC); });
+  const int fd = RetryOnEintr([&] { return ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC); });
+  if (fd < 0) return ErrnoStatus(errno);
+  ScopedFd file(fd);
+  struct stat info;
+  if (::fstat(file.get(), &info) != 0) return ErrnoStatus(errno);
+  if (!S_ISREG(info.st_mode)) return absl::FailedPreconditionError("not a regular file");
+  if (::fcntl(file.get(), F_SETFL, O_RDONLY) != 0) return ErrnoStatus(errno);
+  return file;
+}
+
+absl::StatusOr<ScopedFd> CreateExclusively(const std::string& path) {
+  if (absl::Status removed = RemoveIfExists(path); !removed.ok()) return removed;
+  const int fd = RetryOnEintr(
+      [&] { return ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644); });
   if (fd < 0) return ErrnoStatus(errno);
   return ScopedFd(fd);
 }
@@ -188,10 +201,9 @@ absl::Status SyncFile(const ScopedFd& fd) {
 }
 
 absl::Status BufferedFileWriter::Open(const std::string& path) {
-  const int fd =
-      RetryOnEintr([&] { return ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644); });
-  if (fd < 0) return ErrnoStatus(errno);
-  fd_ = ScopedFd(fd);
+  absl::StatusOr<ScopedFd> fd = CreateExclusively(path);
+  if (!fd.ok()) return fd.status();
+  fd_ = *std::move(fd);
   buffer_.clear();
   buffer_.reserve(kBufferBytes);
   position_ = 0;

@@ -68,8 +68,16 @@ class ScopedFd {
   int fd_ = -1;
 };
 
-// Opens `path` for reading.
+// Opens `path` (a path the user named) for reading, without blocking: a
+// FIFO, device or directory is FailedPrecondition "not a regular file".
+// Paths taken from a checkpoint go through OpenConfined
+// (api/internal/confined_path.h) instead.
 absl::StatusOr<ScopedFd> OpenForReading(const std::string& path);
+// Creates `path` for writing as a new file: whatever is at `path` (a stale
+// temporary, a planted symlink) is unlinked, never followed, and the file is
+// created with O_EXCL | O_NOFOLLOW, so that a symlink planted in between is
+// an error rather than a way to overwrite another file.
+absl::StatusOr<ScopedFd> CreateExclusively(const std::string& path);
 // The size of an open file.
 absl::StatusOr<int64_t> FileSize(const ScopedFd& fd);
 // Reads exactly `n` bytes at `offset`; an early end of file is OutOfRange.
@@ -87,7 +95,7 @@ absl::Status SetFileSize(const ScopedFd& fd, int64_t size);
 // fsync(2).
 absl::Status SyncFile(const ScopedFd& fd);
 
-// A new file (created or truncated) written through a buffer: small writes
+// A new file (see CreateExclusively) written through a buffer: small writes
 // are collected, writes of kDirectWriteBytes or more go straight to write(2)
 // (after what is buffered), so that data handed over in cache-sized blocks
 // is not copied.
@@ -96,7 +104,7 @@ class BufferedFileWriter {
   static constexpr size_t kBufferBytes = size_t{8} << 20;
   static constexpr size_t kDirectWriteBytes = size_t{64} << 10;
 
-  // Creates or truncates `path`.
+  // Creates `path` with CreateExclusively.
   absl::Status Open(const std::string& path);
   absl::Status Write(const char* data, size_t n);
   // Bytes written so far (buffered included): the offset of the next byte.

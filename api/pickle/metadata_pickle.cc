@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "api/internal/confined_path.h"
 #include "api/pickle/pickle_reader.h"
 
 namespace dcplan {
@@ -53,7 +54,9 @@ struct Where {
 
 class Mapper {
  public:
-  explicit Mapper(absl::string_view source) : source_(source) {}
+  Mapper(absl::string_view source, size_t input_bytes)
+      : source_(source),
+        budget_(kMetadataCopyBaseBytes + kMetadataCopyBytesPerInputByte * static_cast<int64_t>(input_bytes)) {}
 
   absl::StatusOr<Metadata> MapMetadata(const Value& root) const;
 
@@ -93,7 +96,23 @@ class Mapper {
   absl::StatusOr<std::optional<std::string>> CheckpointId(const Value* v, const Where& where) const;
   absl::StatusOr<StorageMeta> Meta(const Value& v, const Where& where) const;
 
+  // Charges `bytes` of copied strings and shapes against the budget (see
+  // the header): a value shared through the pickle memo is copied at each
+  // use, so many references to one large value could otherwise expand a
+  // small file into gigabytes.
+  absl::Status Charge(size_t bytes, const Where& where) const {
+    budget_ -= static_cast<int64_t>(bytes) + kCopyOverheadBytes;
+    if (budget_ < 0) {
+      return Fail(where, absl::StrCat("the values referenced through the pickle memo expand beyond ",
+                                      kMetadataCopyBytesPerInputByte, " times the file size plus ",
+                                      kMetadataCopyBaseBytes >> 20, " MiB (a memo amplification bomb?)"));
+    }
+    return absl::OkStatus();
+  }
+  static constexpr int64_t kCopyOverheadBytes = 16;
+
   absl::string_view source_;
+  mutable int64_t budget_;
 };
 
 // The last value stored under the str key `name` (Python's dict update keeps
@@ -137,6 +156,7 @@ absl::StatusOr<int64_t> Mapper::NonNegativeInt(const Value& v, const Where& wher
 
 absl::StatusOr<std::string> Mapper::Str(const Value& v, const Where& where) const {
   if (v.kind != ValueKind::kString) return Expected(where, "str", v);
+  if (absl::Status charged = Charge(v.text.size(), where); !charged.ok()) return charged;
   return v.text;
 }
 
@@ -172,6 +192,7 @@ absl::StatusOr<Shape> Mapper::Size(const Value& v, const Where& where) const {
   if (v.items.size() != 1 || (dims.kind != ValueKind::kTuple && dims.kind != ValueKind::kList)) {
     return Fail(where, "torch.Size must be built from one tuple of ints");
   }
+  if (absl::Status charged = Charge(dims.items.size() * sizeof(int64_t), where); !charged.ok()) return charged;
   Shape shape;
   shape.reserve(dims.items.size());
   for (size_t i = 0; i < dims.items.size(); ++i) {
@@ -315,6 +336,7 @@ absl::StatusOr<FlattenMapping> Mapper::PlannerData(const Value& v, const Where& 
     path.reserve(value->items.size());
     for (size_t j = 0; j < value->items.size(); ++j) {
       const Value& element = *value->items[j];
+      if (absl::Status charged = Charge(element.text.size(), path_where); !charged.ok()) return charged;
       if (element.kind == ValueKind::kString) {
         path.emplace_back(element.text);
       } else if (element.kind == ValueKind::kInt) {
@@ -358,6 +380,10 @@ absl::StatusOr<StorageInfo> Mapper::Info(const Value& v, const Where& where) con
   if (!path.ok()) return path.status();
   absl::StatusOr<std::string> path_text = Str(**path, where.Field("relative_path"));
   if (!path_text.ok()) return path_text.status();
+  if (absl::Status confined = internal::CheckRelativePath(*path_text); !confined.ok()) {
+    return Fail(where.Field("relative_path"),
+                absl::StrCat("'", absl::CHexEscape(*path_text), "': ", confined.message()));
+  }
   info.relative_path = *std::move(path_text);
   for (auto [name, target] : {std::pair{"offset", &info.offset}, std::pair{"length", &info.length}}) {
     absl::StatusOr<const Value*> field = Required(*state, name, where);
@@ -476,7 +502,7 @@ absl::StatusOr<Metadata> ParseMetadataPickle(absl::string_view bytes, absl::stri
   if (!document.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("'", source_name, "': ", document.status().message()));
   }
-  return Mapper(source_name).MapMetadata(document->root());
+  return Mapper(source_name, bytes.size()).MapMetadata(document->root());
 }
 
 }  // namespace dcplan

@@ -13,6 +13,9 @@
 
 namespace dcplan {
 
+inline constexpr int64_t kMetadataCopyBaseBytes = int64_t{64} << 20;
+inline constexpr int64_t kMetadataCopyBytesPerInputByte = 16;
+
 // Parses the bytes of a `.metadata` (or rank-local `__{r}.metadata`) file with
 // the allowlisted unpickler of api/pickle/pickle_reader.h and maps the object
 // graph to Metadata. Accepts every layout of spec §5.5: protocols 2-5, both
@@ -25,8 +28,17 @@ namespace dcplan {
 // keeps its first position and takes the last value (MetadataIndex keys
 // compare by (fqn, offset)).
 //
-// Only types are checked, plus non-negative _StorageInfo offset/length:
-// shapes, chunk bounds and consistency are the validator's business.
+// Only types are checked, plus non-negative _StorageInfo offset/length and
+// relative paths that stay inside the checkpoint directory
+// (internal::CheckRelativePath: no '..', no absolute path, no NUL): shapes,
+// chunk bounds and consistency are the validator's business.
+//
+// Memory is bounded by the input: the unpickler creates at most one value per
+// input byte and keeps memo references shared; mapping copies strings and
+// shapes at each use, and those copies may total at most
+// kMetadataCopyBaseBytes + kMetadataCopyBytesPerInputByte * bytes.size()
+// (an InvalidArgument "... memo amplification ..." otherwise). Real files
+// copy each fqn about twice per chunk, far below the factor.
 //
 // Errors are InvalidArgument and name the file and the place, e.g.
 //   "'.metadata': state_dict_metadata['w'].chunks[3].offsets: expected

@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "engine/box.h"
+#include "engine/validate.h"
 
 namespace dcplan {
 namespace {
@@ -61,14 +62,22 @@ std::vector<PlanProblem> ValidateTensorPairwise(absl::string_view fqn, const Ten
                                             ": ", BoundsReason(size, chunks[i]))));
   }
 
+  int64_t overlapping_pairs = 0;
   for (size_t i = 0; i < chunks.size(); ++i) {
     for (size_t j = i + 1; j < chunks.size(); ++j) {
       if (!HasTensorRank(chunks[i], size.size()) || !HasTensorRank(chunks[j], size.size())) continue;
       if (!Overlaps(chunks[i], chunks[j])) continue;
+      if (++overlapping_pairs > static_cast<int64_t>(kMaxListedOverlapPairs)) continue;
       problems.push_back(Problem(ProblemKind::kOverlap, fqn, {static_cast<int64_t>(i), static_cast<int64_t>(j)},
                                  absl::StrCat("key:", fqn, " has overlapping chunks ", i, " ", ToString(chunks[i]),
                                               " and ", j, " ", ToString(chunks[j]))));
     }
+  }
+
+  if (overlapping_pairs > static_cast<int64_t>(kMaxListedOverlapPairs)) {
+    problems.push_back(Problem(ProblemKind::kOverlap, fqn, {},
+                               absl::StrCat("key:", fqn, " has ", overlapping_pairs, " overlapping chunk pairs; ",
+                                            kMaxListedOverlapPairs, " are listed")));
   }
 
   // Chunk volumes: negative sizes count 0, volumes past int64 count

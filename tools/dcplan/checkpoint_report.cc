@@ -2,16 +2,17 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <system_error>
 #include <utility>
+#include <variant>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "api/filesystem.h"
+#include "api/internal/confined_path.h"
+#include "api/internal/file_io.h"
 #include "api/pickle/metadata_pickle.h"
 #include "tools/dcplan/user_path.h"
 
@@ -20,29 +21,33 @@ namespace {
 
 namespace fs = std::filesystem;
 
-absl::StatusOr<std::string> ReadMetadataBytes(const std::string& directory) {
-  const fs::path path = fs::path(directory) / kMetadataFileName;
-  std::error_code error;
-  if (!fs::exists(path, error)) {
+// `.metadata`, read as FileSystemReader reads it (confined, size-limited),
+// with messages that name the file as the tools print it.
+absl::StatusOr<Metadata> ReadMetadataFile(const std::string& directory) {
+  absl::StatusOr<std::string> bytes =
+      dcplan::internal::ReadConfinedFile(directory, kMetadataFileName, dcplan::internal::kMaxMetadataFileBytes);
+  if (absl::IsNotFound(bytes.status())) {
     return absl::NotFoundError(absl::StrCat("no checkpoint in ", directory, " (.metadata missing)"));
   }
-  std::ifstream file(path, std::ios::binary);
-  if (!file.is_open()) return absl::DataLossError(absl::StrCat("cannot open ", path.string()));
-  std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  if (file.bad()) return absl::DataLossError(absl::StrCat("cannot read ", path.string()));
-  return bytes;
+  if (!bytes.ok()) {
+    return absl::Status(bytes.status().code(), absl::StrCat("'", kMetadataFileName, "': ", bytes.status().message()));
+  }
+  return ParseMetadataPickle(*bytes, kMetadataFileName);
 }
 
+// The size of a data file, opened as a reader would open it (confined to
+// the checkpoint, regular files only), so that inspect never stats a path
+// outside the checkpoint.
 DataFileEntry StatDataFile(const std::string& directory, const std::string& name, bool referenced) {
   DataFileEntry entry;
   entry.name = name;
   entry.referenced = referenced;
-  std::error_code error;
-  const uintmax_t size = fs::file_size(fs::path(directory) / name, error);
-  if (error) {
-    entry.error = error.message();
+  absl::StatusOr<dcplan::internal::ScopedFd> fd = dcplan::internal::OpenConfined(directory, name);
+  absl::StatusOr<int64_t> size = fd.ok() ? dcplan::internal::FileSize(*fd) : fd.status();
+  if (size.ok()) {
+    entry.size = *size;
   } else {
-    entry.size = static_cast<int64_t>(size);
+    entry.error = std::string(size.status().message());
   }
   return entry;
 }
@@ -122,9 +127,7 @@ absl::StatusOr<CheckpointArgs> ParseCheckpointArgs(const std::vector<std::string
 }
 
 absl::StatusOr<CheckpointOverview> ReadCheckpointOverview(const std::string& directory) {
-  absl::StatusOr<std::string> bytes = ReadMetadataBytes(directory);
-  if (!bytes.ok()) return bytes.status();
-  absl::StatusOr<Metadata> metadata = ParseMetadataPickle(*bytes, kMetadataFileName);
+  absl::StatusOr<Metadata> metadata = ReadMetadataFile(directory);
   if (!metadata.ok()) return metadata.status();
   CheckpointOverview overview;
   overview.directory = directory;
@@ -134,8 +137,39 @@ absl::StatusOr<CheckpointOverview> ReadCheckpointOverview(const std::string& dir
   return overview;
 }
 
+ChunkLookup::ChunkLookup(const Metadata& metadata) : metadata_(metadata) {
+  for (const auto& entry : metadata.state_dict_metadata) {
+    const auto* tensor = std::get_if<TensorStorageMetadata>(&entry.second);
+    if (tensor == nullptr) continue;
+    // The first chunk at given offsets wins, as a linear scan would find it.
+    for (const ChunkBox& chunk : tensor->chunks) chunks_.try_emplace(std::make_pair(tensor, absl::MakeConstSpan(chunk.offsets)), &chunk);
+  }
+}
+
+std::pair<const TensorStorageMetadata*, const ChunkBox*> ChunkLookup::Find(const MetadataIndex& index) const {
+  const StorageMetadata* stored = metadata_.state_dict_metadata.Find(index.fqn);
+  const auto* tensor = stored == nullptr ? nullptr : std::get_if<TensorStorageMetadata>(stored);
+  if (tensor == nullptr || !index.offset) return {tensor, nullptr};
+  auto it = chunks_.find(std::make_pair(tensor, absl::MakeConstSpan(*index.offset)));
+  return {tensor, it == chunks_.end() ? nullptr : it->second};
+}
+
+std::string Printable(absl::string_view text, bool keep_newlines) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if ((byte < 0x20 && !(keep_newlines && c == '\n')) || byte == 0x7f) {
+      absl::StrAppend(&out, "\\x", absl::Hex(byte, absl::kZeroPad2));
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
 std::string ItemName(const MetadataIndex& index) {
-  std::string name = absl::StrCat("'", index.fqn, "'");
+  std::string name = absl::StrCat("'", Printable(index.fqn), "'");
   if (index.offset) absl::StrAppend(&name, " chunk ", ShapeToString(*index.offset));
   return name;
 }

@@ -8,9 +8,12 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "api/item_reader.h"
 #include "engine/metadata.h"
 
@@ -66,7 +69,30 @@ struct CheckpointOverview {
 // '.metadata'; read errors naming the path.
 absl::StatusOr<CheckpointOverview> ReadCheckpointOverview(const std::string& directory);
 
-// "'w' chunk [4, 0]" for a tensor chunk, "'step'" for a bytes item.
+// The metadata chunk a storage_data entry names, found in O(rank): built
+// once per checkpoint so that inspect and verify stay linear in the number of
+// chunks (a tensor may have a million). Holds pointers into `metadata`,
+// which must outlive it.
+class ChunkLookup {
+ public:
+  explicit ChunkLookup(const Metadata& metadata);
+  // The tensor `index.fqn` names (nullptr if it is absent or a bytes value)
+  // and its chunk at `index.offset` (nullptr if there is none).
+  std::pair<const TensorStorageMetadata*, const ChunkBox*> Find(const MetadataIndex& index) const;
+
+ private:
+  const Metadata& metadata_;
+  absl::flat_hash_map<std::pair<const TensorStorageMetadata*, absl::Span<const int64_t>>, const ChunkBox*> chunks_;
+};
+
+// `text` from a checkpoint (fqns, paths, ids, messages quoting them) made
+// safe for a terminal: control bytes (below 0x20, and 0x7f) become \xNN, so
+// an ESC, BEL or CR in a key cannot clear the screen or overwrite a line.
+// With `keep_newlines`, '\n' passes (for a whole report of several lines).
+std::string Printable(absl::string_view text, bool keep_newlines = false);
+
+// "'w' chunk [4, 0]" for a tensor chunk, "'step'" for a bytes item (the fqn
+// Printable).
 std::string ItemName(const MetadataIndex& index);
 
 // "present", "absent", "from another save (ignored)", "damaged".

@@ -15,6 +15,7 @@
 #include <caffe2/serialize/read_adapter_interface.h>
 
 #include "absl/strings/str_cat.h"
+#include "api/internal/file_io.h"
 
 namespace dcplan::tools::convert {
 namespace {
@@ -196,25 +197,18 @@ absl::StatusOr<std::shared_ptr<MappedTorchSave>> MappedTorchSave::Open(const std
   std::shared_ptr<MappedTorchSave> file(new MappedTorchSave());
   file->path_ = path;
   auto fail = [&](absl::string_view why) { return absl::DataLossError(absl::StrCat("'", path, "': ", why)); };
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail(std::strerror(errno));
-  struct stat info;
-  if (fstat(fd, &info) != 0) {
-    const int error = errno;
-    close(fd);
-    return fail(std::strerror(error));
-  }
-  file->size_ = info.st_size;
+  // Non-blocking open, regular files only: a FIFO or device named as IN.pt
+  // is refused instead of hanging or mapping an endless stream.
+  absl::StatusOr<dcplan::internal::ScopedFd> fd = dcplan::internal::OpenForReading(path);
+  if (!fd.ok()) return fail(fd.status().message());
+  absl::StatusOr<int64_t> size = dcplan::internal::FileSize(*fd);
+  if (!size.ok()) return fail(size.status().message());
+  file->size_ = *size;
   if (file->size_ > 0) {
-    void* base = mmap(nullptr, static_cast<size_t>(file->size_), PROT_READ, MAP_PRIVATE, fd, 0);
-    if (base == MAP_FAILED) {
-      const int error = errno;
-      close(fd);
-      return fail(absl::StrCat("cannot map the file: ", std::strerror(error)));
-    }
+    void* base = mmap(nullptr, static_cast<size_t>(file->size_), PROT_READ, MAP_PRIVATE, fd->get(), 0);
+    if (base == MAP_FAILED) return fail(absl::StrCat("cannot map the file: ", std::strerror(errno)));
     file->base_ = static_cast<const char*>(base);
   }
-  close(fd);
   try {
     file->reader_ = std::make_unique<caffe2::serialize::PyTorchStreamReader>(
         std::make_shared<BoundedAdapter>(file->base_, static_cast<size_t>(file->size_)));

@@ -14,6 +14,7 @@
 #include "api/checkpoint.h"
 #include "api/coordinator.h"
 #include "api/filesystem.h"
+#include "api/pickle/weights_only.h"
 #include "api/state_dict.h"
 #include "engine/flatten.h"
 #include "tools/dcplan/convert_archive.h"
@@ -192,6 +193,9 @@ class Converter {
     };
     absl::StatusOr<std::string> pickle = EmitPickle(node, keyer);
     if (!pickle.ok()) return pickle.status();
+    // A value that would run code when PyTorch unpickles it is not laundered
+    // into a checkpoint that `verify` would then call sound.
+    if (absl::Status policy = dcplan::pickle::CheckWeightsOnlyPickle(*pickle); !policy.ok()) return policy;
     return WriteArchiveToString(*pickle, records);
   }
 

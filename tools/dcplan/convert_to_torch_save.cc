@@ -17,7 +17,9 @@
 #include "absl/strings/str_cat.h"
 #include "api/dtype_conversion.h"
 #include "api/filesystem.h"
+#include "api/internal/file_io.h"
 #include "api/planners.h"
+#include "api/tensor_record.h"
 #include "engine/box.h"
 #include "engine/description.h"
 #include "engine/flatten.h"
@@ -49,6 +51,11 @@ class ChunkSink final : public LoadPlanner {
   absl::StatusOr<std::vector<LoadPlan>> CreateGlobalPlan(std::vector<LoadPlan> plans) override { return plans; }
   absl::StatusOr<LoadPlan> FinishPlan(LoadPlan plan) override { return plan; }
   absl::Status LoadBytes(const ReadItem& item, absl::string_view data) override {
+    // A value that would run code when unpickled is not copied into a file
+    // that PyTorch may load.
+    if (absl::Status policy = CheckWeightsOnlyArchive(data); !policy.ok()) {
+      return absl::Status(policy.code(), absl::StrCat("bytes value '", item.dest_index.fqn, "': ", policy.message()));
+    }
     bytes[item.dest_index.fqn] = std::string(data);
     return absl::OkStatus();
   }
@@ -315,8 +322,13 @@ absl::StatusOr<ConvertSummary> Converter::Run(const std::optional<absl::flat_has
     if (source.tensor != nullptr) summary.tensor_bytes += source.nbytes;
   }
 
-  const int fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return absl::InternalError(absl::StrCat("cannot create ", out_path, ": ", std::strerror(errno)));
+  // A planted symlink at the temporary path is replaced, never written through.
+  absl::StatusOr<dcplan::internal::ScopedFd> created = dcplan::internal::CreateExclusively(out_path);
+  if (!created.ok()) {
+    return absl::Status(created.status().code(), absl::StrCat("cannot create ", out_path, ": ",
+                                                             created.status().message()));
+  }
+  const int fd = created->Release();
   {
     ArchiveWriter writer([fd, &out_path](const char* data, size_t n) -> absl::Status {
       while (n > 0) {

@@ -40,7 +40,7 @@ const StorageInfo* Location(const Metadata& metadata, const MetadataIndex& index
 
 std::string LocationText(const StorageInfo* info) {
   if (info == nullptr) return "(no location in storage_data)";
-  return absl::StrCat(info->relative_path, " @", info->offset, " +", info->length);
+  return absl::StrCat(Printable(info->relative_path), " @", info->offset, " +", info->length);
 }
 
 Json LocationJson(const StorageInfo* info, Json object) {
@@ -66,16 +66,11 @@ struct Totals {
 std::vector<std::pair<MetadataIndex, StorageInfo>> UnknownStorageEntries(const Metadata& metadata) {
   std::vector<std::pair<MetadataIndex, StorageInfo>> unknown;
   if (!metadata.storage_data) return unknown;
+  const ChunkLookup lookup(metadata);
   for (const auto& [index, info] : *metadata.storage_data) {
-    const StorageMetadata* stored = metadata.state_dict_metadata.Find(index.fqn);
-    bool known = false;
-    if (stored != nullptr) {
-      if (const auto* tensor = std::get_if<TensorStorageMetadata>(stored)) {
-        for (const ChunkBox& chunk : tensor->chunks) known = known || (index.offset && chunk.offsets == *index.offset);
-      } else {
-        known = !index.offset.has_value();
-      }
-    }
+    const auto [tensor, chunk] = lookup.Find(index);
+    const bool is_bytes_value = tensor == nullptr && metadata.state_dict_metadata.Find(index.fqn) != nullptr;
+    const bool known = chunk != nullptr || (is_bytes_value && !index.offset.has_value());
     if (!known) unknown.emplace_back(index, info);
   }
   return unknown;
@@ -112,13 +107,13 @@ class Report {
   void Header() {
     const Metadata& metadata = overview_.metadata;
     absl::StrAppend(&text_, "checkpoint: ", overview_.directory, "\n");
-    absl::StrAppend(&text_, "version: ", metadata.version.value_or("None"), "\n");
+    absl::StrAppend(&text_, "version: ", Printable(metadata.version.value_or("None")), "\n");
     json_["directory"] = overview_.directory;
     json_["version"] = OptionalString(metadata.version);
     if (metadata.storage_meta) {
       const StorageMeta& meta = *metadata.storage_meta;
-      absl::StrAppend(&text_, "storage_meta: checkpoint_id=", meta.checkpoint_id.value_or("None"),
-                      " save_id=", meta.save_id.value_or("None"), "\n");
+      absl::StrAppend(&text_, "storage_meta: checkpoint_id=", Printable(meta.checkpoint_id.value_or("None")),
+                      " save_id=", Printable(meta.save_id.value_or("None")), "\n");
       json_["storage_meta"] = Json{{"checkpoint_id", OptionalString(meta.checkpoint_id)},
                                    {"save_id", OptionalString(meta.save_id)},
                                    {"load_id", OptionalString(meta.load_id)},
@@ -142,7 +137,7 @@ class Report {
       referenced += file.referenced ? 1 : 0;
       Json entry{{"name", file.name}, {"size", file.size ? Json(*file.size) : Json(nullptr)},
                  {"referenced", file.referenced}};
-      absl::StrAppend(&lines, "  ", file.name, "  ");
+      absl::StrAppend(&lines, "  ", Printable(file.name), "  ");
       if (file.size) {
         AddTo(&totals_.data_file_bytes, *file.size);
         absl::StrAppend(&lines, *file.size, " bytes");
@@ -175,7 +170,7 @@ class Report {
     AddTo(&totals_.stored_bytes, stored_bytes);
     AddTo(&totals_.logical_bytes, logical.value_or(0));
     const absl::string_view dtype = DTypeName(tensor.properties.dtype);
-    absl::StrAppend(&text_, fqn, "  ", dtype, " ", ShapeToString(tensor.size), "  chunks=", tensor.chunks.size(),
+    absl::StrAppend(&text_, Printable(fqn), "  ", dtype, " ", ShapeToString(tensor.size), "  chunks=", tensor.chunks.size(),
                     "  bytes=", stored_bytes, " (logical ", logical ? absl::StrCat(*logical) : "overflow", ")\n",
                     chunk_lines);
     return Json{{"fqn", fqn},
@@ -191,7 +186,7 @@ class Report {
     ++totals_.bytes_items;
     const StorageInfo* info = Location(overview_.metadata, MetadataIndex{fqn, std::nullopt, std::nullopt});
     if (info != nullptr) AddTo(&totals_.stored_bytes, info->length);
-    absl::StrAppend(&text_, fqn, "  bytes -> ", LocationText(info), "\n");
+    absl::StrAppend(&text_, Printable(fqn), "  bytes -> ", LocationText(info), "\n");
     return LocationJson(info, Json{{"fqn", fqn}, {"type", "bytes"}});
   }
 
@@ -250,7 +245,7 @@ int InspectMain(const std::vector<std::string>& args, std::string* stdout_text, 
   }
   Report report(*overview);
   report.Build();
-  stdout_text->append(parsed->json ? FormatJson(report.json()) : report.text());
+  stdout_text->append(parsed->json ? FormatJson(report.json()) : Printable(report.text(), /*keep_newlines=*/true));
   return kCheckpointOk;
 }
 

@@ -25,11 +25,11 @@ class SyntaxErrorRecorder final : public nlohmann::json_sax<Json> {
   bool number_float(number_float_t, const string_t&) override { return true; }
   bool string(string_t&) override { return true; }
   bool binary(binary_t&) override { return true; }
-  bool start_object(std::size_t) override { return true; }
+  bool start_object(std::size_t) override { return Enter(); }
   bool key(string_t&) override { return true; }
-  bool end_object() override { return true; }
-  bool start_array(std::size_t) override { return true; }
-  bool end_array() override { return true; }
+  bool end_object() override { return Leave(); }
+  bool start_array(std::size_t) override { return Enter(); }
+  bool end_array() override { return Leave(); }
   bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& error) override {
     failed_ = true;
     position_ = position;
@@ -38,6 +38,7 @@ class SyntaxErrorRecorder final : public nlohmann::json_sax<Json> {
   }
 
   bool failed() const { return failed_; }
+  bool too_deep() const { return too_deep_; }
   size_t position() const { return position_; }
   // nlohmann's message without its "[json.exception.KIND.ID] " and "parse
   // error at line L, column C: " prefixes (the byte offset is reported
@@ -56,7 +57,21 @@ class SyntaxErrorRecorder final : public nlohmann::json_sax<Json> {
   }
 
  private:
+  // Nesting is limited before the document is built: nlohmann's parser is
+  // iterative, but copying a parsed document recurses over its depth.
+  bool Enter() {
+    if (++depth_ <= kMaxJsonNestingDepth) return true;
+    too_deep_ = true;
+    return false;
+  }
+  bool Leave() {
+    --depth_;
+    return true;
+  }
+
   bool failed_ = false;
+  bool too_deep_ = false;
+  int depth_ = 0;
   size_t position_ = 0;
   std::string message_;
 };
@@ -104,6 +119,10 @@ absl::StatusOr<Json> ParseJsonText(absl::string_view text) {
   const std::string input(text);
   SyntaxErrorRecorder recorder;
   Json::sax_parse(input.begin(), input.end(), &recorder);
+  if (recorder.too_deep()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid JSON: arrays and objects nested deeper than ", kMaxJsonNestingDepth, " levels"));
+  }
   if (recorder.failed()) {
     // nlohmann counts the bytes read, including the offending one.
     const size_t offset = recorder.position() > 0 ? recorder.position() - 1 : 0;

@@ -32,6 +32,10 @@ namespace dcplan::tools {
 
 using Json = nlohmann::ordered_json;
 
+// The deepest nesting of arrays and objects ParseJsonText accepts (scenarios
+// need fewer than 10 levels).
+inline constexpr int kMaxJsonNestingDepth = 256;
+
 // A path into the input document, built on the stack as the parser descends
 // and rendered only when an error is reported (parsing a scenario with a
 // million items must not build a million path strings).
@@ -69,7 +73,8 @@ absl::Status UsageError(const JsonPath& path, absl::string_view message);
 
 // Parses `text` strictly (RFC 8259, no comments, no trailing garbage). A
 // syntax error is InvalidArgumentError("invalid JSON at byte N: ...") with N
-// the 0-based offset of the byte where the parser stopped.
+// the 0-based offset of the byte where the parser stopped; nesting deeper
+// than kMaxJsonNestingDepth is "invalid JSON: ... nested deeper than ...".
 absl::StatusOr<Json> ParseJsonText(absl::string_view text);
 
 // "object", "array", "string", "integer", "floating-point number", ...

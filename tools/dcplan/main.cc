@@ -1,10 +1,13 @@
 // dcplan: the command-line tool. `dcplan SUBCOMMAND ARGS...`; `dcplan help
 // SUBCOMMAND` for a subcommand's help.
 
+#include <exception>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "tools/dcplan/convert_command.h"
 #include "tools/dcplan/demo_command.h"
@@ -56,6 +59,8 @@ std::string Usage() {
   return text;
 }
 
+constexpr int kInternalErrorStatus = 2;
+
 int Emit(int status, const std::string& out, const std::string& err) {
   std::cout << out << std::flush;
   std::cerr << err << std::flush;
@@ -78,7 +83,17 @@ int Main(int argc, char** argv) {
   if (subcommand == nullptr) return Emit(2, "", "dcplan: unknown subcommand \"" + first + "\"\n\n" + Usage());
   std::string out;
   std::string err;
-  const int status = subcommand->main(std::vector<std::string>(words.begin() + 1, words.end()), &out, &err);
+  int status = kInternalErrorStatus;
+  // The last line of defence: subcommands report bad input as statuses, so an
+  // exception here is a bug; it must still end in a message and exit 2, never
+  // in std::terminate's abort.
+  try {
+    status = subcommand->main(std::vector<std::string>(words.begin() + 1, words.end()), &out, &err);
+  } catch (const std::exception& e) {
+    err.append(absl::StrCat("dcplan ", first, ": internal error: ", absl::CHexEscape(e.what()), "\n"));
+  } catch (...) {
+    err.append(absl::StrCat("dcplan ", first, ": internal error: an unknown exception\n"));
+  }
   return Emit(status, out, err);
 }
 

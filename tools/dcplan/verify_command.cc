@@ -46,11 +46,11 @@ struct Problem {
 };
 
 std::string ProblemLine(const Problem& problem) {
-  std::string line = problem.file;
+  std::string line = Printable(problem.file);
   if (problem.offset) absl::StrAppend(&line, " @", *problem.offset);
   if (problem.length) absl::StrAppend(&line, " +", *problem.length);
   if (problem.item) absl::StrAppend(&line, line.empty() ? "" : " ", ItemName(*problem.item));
-  absl::StrAppend(&line, ": ", problem.message);
+  absl::StrAppend(&line, ": ", Printable(problem.message));
   return line;
 }
 
@@ -76,7 +76,8 @@ struct StoredItem {
 
 class Verifier {
  public:
-  Verifier(const CheckpointOverview& overview, bool progress) : overview_(overview), progress_(progress) {}
+  Verifier(const CheckpointOverview& overview, bool progress)
+      : overview_(overview), chunks_(overview.metadata), progress_(progress) {}
 
   void Run() {
     const Metadata& metadata = overview_.metadata;
@@ -134,13 +135,9 @@ class Verifier {
 
   // The chunk of the metadata that `index` names, or nullptr.
   const ChunkBox* MetadataChunk(const MetadataIndex& index, const TensorStorageMetadata** tensor) const {
-    const StorageMetadata* stored = overview_.metadata.state_dict_metadata.Find(index.fqn);
-    *tensor = stored == nullptr ? nullptr : std::get_if<TensorStorageMetadata>(stored);
-    if (*tensor == nullptr || !index.offset) return nullptr;
-    for (const ChunkBox& chunk : (*tensor)->chunks) {
-      if (chunk.offsets == *index.offset) return &chunk;
-    }
-    return nullptr;
+    const auto [found_tensor, chunk] = chunks_.Find(index);
+    *tensor = found_tensor;
+    return chunk;
   }
 
   // The storage_data entry names a chunk or bytes value of the metadata.
@@ -192,7 +189,7 @@ class Verifier {
   }
 
   void CheckFile(const std::string& name, const std::vector<StoredItem>& items, ProgressBar& bar) {
-    absl::StatusOr<ItemFile> file = ItemFile::Open(absl::StrCat(overview_.directory, "/", name));
+    absl::StatusOr<ItemFile> file = ItemFile::Open(overview_.directory, name);
     int64_t previous_end = 0;
     const StoredItem* previous = nullptr;
     std::string bytes;
@@ -241,6 +238,7 @@ class Verifier {
     const TensorStorageMetadata* tensor = nullptr;
     const ChunkBox* chunk = MetadataChunk(item.index, &tensor);
     absl::Status decoded = chunk != nullptr ? CheckTensor(*tensor, *chunk, bytes) : CheckTorchSaveArchive(bytes);
+    if (decoded.ok() && chunk == nullptr) decoded = CheckWeightsOnlyArchive(bytes);
     if (!decoded.ok()) ItemProblem(item, std::string(decoded.message()));
   }
 
@@ -285,6 +283,7 @@ class Verifier {
   }
 
   const CheckpointOverview& overview_;
+  const ChunkLookup chunks_;
   bool progress_;
   std::vector<Problem> problems_;
   int64_t items_ = 0;
@@ -368,7 +367,11 @@ PyTorch or dcplan) and checks:
   - every item is a well-formed torch.save ZIP archive whose records' CRC-32s
     match, so a flipped byte is found even without a checksum file;
   - every tensor item decodes to the dtype and chunk size the metadata
-    records; every bytes item is a readable torch.save archive.
+    records; every bytes item is a readable torch.save archive whose pickle
+    names only globals that torch.load(weights_only=True) accepts (anything
+    else could run code when PyTorch loads it);
+  - at most 64 overlapping chunk pairs are listed per tensor, then their count.
+Keys, paths and messages are printed with control characters escaped (\x1b).
 
 Every problem is reported, one line each, naming the data file, the item's
 offset (@) and length (+), its key and chunk, e.g.
