@@ -107,8 +107,13 @@ def new_dtypes():
     missing = sorted(common.dtype_name(t.dtype) for t in state.values()
                      if common.dtype_name(t.dtype) not in supported)
     if not missing:
-        n = load_with_dcplan(directory, state, 2, last_dim_shards(2), "new_dtypes_2ranks")
-        return "%d shards bitwise; %s" % (n, verify(directory, "new dtypes"))
+        # LibTorch 2.x has these dtypes, but torch.save writes them with
+        # torch._utils._rebuild_tensor_v3, which LibTorch's C++ unpickler does
+        # not know: dcplan refuses such records by name (a known gap, README).
+        proc = common.run([DCPLAN, "verify", directory], "dcplan verify of new dtypes", expect_rc=1)
+        if "_rebuild_tensor_v3" not in proc.stdout:
+            common.fail("dcplan verify does not name _rebuild_tensor_v3:\n%s" % proc.stdout)
+        return "records of %d tensors refused by name (_rebuild_tensor_v3)" % len(state)
     # This LibTorch lacks them: verify must refuse each one by name, and say why.
     proc = common.run([DCPLAN, "verify", directory], "dcplan verify of new dtypes", expect_rc=1)
     for name in missing:
