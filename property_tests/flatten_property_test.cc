@@ -299,6 +299,34 @@ RC_GTEST_PROP(FlattenProperty, LoadFallsBackToTheLegacyKeysOfTheCheckpoint, ()) 
             (extra_legacy ? KeyFormat::kLegacy2_3 : KeyFormat::kCurrent));
 }
 
+// The rarest branch of that decision, drawn on purpose: the model's legacy
+// flattening fails (only the legacy traversal duplicates a key) while the
+// checkpoint holds a legacy-only key. dcplan keeps the current format (an
+// intended difference: PyTorch fails the load there).
+RC_GTEST_PROP(FlattenProperty, FailingLegacyFlatteningKeepsTheCurrentKeys, ()) {
+  TreeLimits limits;
+  limits.allow_empty_mappings = true;
+  limits.allow_colliding_keys = true;
+  const TestTree tree = *rc::gen::suchThat(GenTree(limits), [](const TestTree& t) {
+    return HasDuplicateKeys(ReferenceLeaves(t, KeyFormat::kLegacy2_3)) &&
+           !HasDuplicateKeys(ReferenceLeaves(t, KeyFormat::kCurrent));
+  });
+  const std::vector<std::string> current_keys = Keys(ReferenceLeaves(tree, KeyFormat::kCurrent));
+  std::vector<std::string> legacy_only;
+  for (const std::string& key : Keys(ReferenceLeaves(tree, KeyFormat::kLegacy2_3))) {
+    if (!Contains(current_keys, key) && !Contains(legacy_only, key)) legacy_only.push_back(key);
+  }
+  RC_PRE(!legacy_only.empty());
+  std::vector<std::string> checkpoint_keys = current_keys;
+  checkpoint_keys.push_back(*rc::gen::elementOf(legacy_only));
+
+  absl::StatusOr<LoadFlattening<TestLeaf>> loaded =
+      FlattenStateDictForLoad<TestLeaf>(tree, tree, checkpoint_keys, IsTensorLeaf);
+  RC_ASSERT(loaded.ok());
+  RC_ASSERT(loaded->format == KeyFormat::kCurrent);
+  CheckFlattening(tree, KeyFormat::kCurrent, loaded->flat);
+}
+
 }  // namespace
 }  // namespace proptest
 }  // namespace dcplan
