@@ -170,12 +170,6 @@ absl::StatusOr<ScopedFd> OpenForUpdate(const std::string& path) {
   return ScopedFd(fd);
 }
 
-absl::StatusOr<ScopedFd> CreateOrTruncate(const std::string& path) {
-  const int fd = RetryOnEintr([&] { return ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644); });
-  if (fd < 0) return ErrnoStatus(errno);
-  return ScopedFd(fd);
-}
-
 absl::Status WriteExactlyAt(const ScopedFd& fd, int64_t offset, const char* data, size_t n) {
   while (n > 0) {
     const ssize_t put = RetryOnEintr([&] { return ::pwrite(fd.get(), data, n, static_cast<off_t>(offset)); });

@@ -85,8 +85,6 @@ absl::Status ReadExactlyAt(const ScopedFd& fd, int64_t offset, char* out, size_t
 
 // Opens an existing `path` for writing (no truncation, no create).
 absl::StatusOr<ScopedFd> OpenForUpdate(const std::string& path);
-// Creates or truncates `path` for writing.
-absl::StatusOr<ScopedFd> CreateOrTruncate(const std::string& path);
 // Writes exactly `n` bytes at `offset` (pwrite; other writers may work on
 // other ranges of the same file at the same time).
 absl::Status WriteExactlyAt(const ScopedFd& fd, int64_t offset, const char* data, size_t n);

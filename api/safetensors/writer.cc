@@ -200,7 +200,7 @@ absl::Status SafetensorsWriter::CreateTemporaryFiles() {
     const std::string path = internal::JoinPath(directory_, file.name + kTemporarySuffix);
     temporary_files_.push_back(path);
     absl::Status status = [&]() -> absl::Status {
-      DCPLAN_ASSIGN_OR_RETURN(internal::ScopedFd fd, internal::CreateOrTruncate(path));
+      DCPLAN_ASSIGN_OR_RETURN(internal::ScopedFd fd, internal::CreateExclusively(path));
       const std::string& header = planned_->header_bytes[f];
       DCPLAN_RETURN_IF_ERROR(internal::WriteExactlyAt(fd, 0, header.data(), header.size()));
       DCPLAN_RETURN_IF_ERROR(internal::SetFileSize(fd, file.file_size));
