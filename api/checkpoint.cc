@@ -16,6 +16,7 @@
 namespace dcplan {
 namespace {
 
+using internal::DecodeEachRank;
 using internal::WithContext;
 using internal::WithoutRankPrefix;
 
@@ -102,13 +103,7 @@ class LoadRun {
   }
 
   absl::StatusOr<std::vector<std::string>> GlobalPlan(std::vector<std::string> encoded) {
-    std::vector<LoadPlan> plans;
-    plans.reserve(encoded.size());
-    for (size_t r = 0; r < encoded.size(); ++r) {
-      absl::StatusOr<LoadPlan> plan = DecodeLoadPlan(encoded[r]);
-      if (!plan.ok()) return WithContext(plan.status(), absl::StrCat("the local plan of rank ", r));
-      plans.push_back(*std::move(plan));
-    }
+    DCPLAN_ASSIGN_OR_RETURN(std::vector<LoadPlan> plans, DecodeEachRank(encoded, "the local plan", DecodeLoadPlan));
     absl::StatusOr<std::vector<LoadPlan>> global = planner_.CreateGlobalPlan(std::move(plans));
     if (global.ok()) global = reader_.PrepareGlobalPlan(*std::move(global));
     if (!global.ok()) return global.status();

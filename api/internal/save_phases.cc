@@ -56,13 +56,8 @@ absl::StatusOr<std::string> SavePhases::LocalPlan(const StateDict& state_dict, c
 }
 
 absl::StatusOr<std::vector<std::string>> SavePhases::GlobalPlan(std::vector<std::string> encoded) {
-  std::vector<SavePlan> local_plans;
-  local_plans.reserve(encoded.size());
-  for (size_t r = 0; r < encoded.size(); ++r) {
-    absl::StatusOr<SavePlan> plan = DecodeSavePlan(encoded[r]);
-    if (!plan.ok()) return WithContext(plan.status(), absl::StrCat("the local plan of rank ", r));
-    local_plans.push_back(*std::move(plan));
-  }
+  DCPLAN_ASSIGN_OR_RETURN(std::vector<SavePlan> local_plans,
+                          DecodeEachRank(encoded, "the local plan", DecodeSavePlan));
   DCPLAN_ASSIGN_OR_RETURN(auto global, planner_.CreateGlobalPlan(local_plans));
   global_metadata_ = std::move(global.second);
   DCPLAN_ASSIGN_OR_RETURN(std::vector<SavePlan> prepared, writer_.PrepareGlobalPlan(std::move(global.first)));
@@ -74,13 +69,8 @@ absl::StatusOr<std::vector<std::string>> SavePhases::GlobalPlan(std::vector<std:
 
 absl::StatusOr<std::string> SavePhases::Commit(std::vector<std::string> encoded) {
   if (!global_metadata_) return absl::InternalError("the coordinator has no global metadata to commit");
-  std::vector<std::vector<WriteResult>> results;
-  results.reserve(encoded.size());
-  for (size_t r = 0; r < encoded.size(); ++r) {
-    absl::StatusOr<std::vector<WriteResult>> decoded = DecodeWriteResults(encoded[r]);
-    if (!decoded.ok()) return WithContext(decoded.status(), absl::StrCat("the write results of rank ", r));
-    results.push_back(*std::move(decoded));
-  }
+  DCPLAN_ASSIGN_OR_RETURN(std::vector<std::vector<WriteResult>> results,
+                          DecodeEachRank(encoded, "the write results", DecodeWriteResults));
   DCPLAN_ASSIGN_OR_RETURN(Metadata committed, writer_.Finish(*global_metadata_, results));
   return EncodeMetadata(committed);
 }

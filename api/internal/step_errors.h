@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -32,6 +34,22 @@ template <typename T>
 absl::StatusOr<T> WithoutRankPrefix(absl::StatusOr<T> value, int64_t rank) {
   if (value.ok()) return value;
   return WithoutRankPrefix(value.status(), rank);
+}
+
+// Decodes what each rank sent to the coordinator with `decode` (a function
+// returning absl::StatusOr<T>); a payload that does not decode is named with
+// `what` and its rank: "the local plan of rank 2: ...".
+template <typename Decode>
+auto DecodeEachRank(const std::vector<std::string>& encoded, absl::string_view what, Decode decode)
+    -> absl::StatusOr<std::vector<typename decltype(decode(encoded.front()))::value_type>> {
+  std::vector<typename decltype(decode(encoded.front()))::value_type> decoded;
+  decoded.reserve(encoded.size());
+  for (size_t r = 0; r < encoded.size(); ++r) {
+    auto value = decode(encoded[r]);
+    if (!value.ok()) return WithContext(value.status(), absl::StrCat(what, " of rank ", r));
+    decoded.push_back(*std::move(value));
+  }
+  return decoded;
 }
 
 }  // namespace dcplan::internal
