@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "api/internal/confined_path.h"
 #include "api/internal/file_io.h"
 #include "api/internal/status_macros.h"
 
@@ -119,7 +120,7 @@ bool IsSafetensorsDirectory(const std::string& directory) {
 
 absl::StatusOr<FileHeader> ReadFileHeader(const std::string& directory, const std::string& name) {
   const std::string path = internal::JoinPath(directory, name);
-  absl::StatusOr<internal::ScopedFd> fd = internal::OpenForReading(path);
+  absl::StatusOr<internal::ScopedFd> fd = internal::OpenConfined(directory, name);
   if (!fd.ok()) return PrefixWithPath(fd.status(), path);
   FileHeader file;
   file.name = name;

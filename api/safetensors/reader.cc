@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "api/dtype_conversion.h"
+#include "api/internal/confined_path.h"
 #include "api/internal/file_io.h"
 #include "api/internal/status_macros.h"
 #include "api/safetensors/byte_runs.h"
@@ -113,7 +114,7 @@ absl::Status SafetensorsReader::ReadData(const LoadPlan& plan, LoadPlanner& plan
       if (!open_files.count(where->relative_path)) {
         if (!IsPlainFileName(where->relative_path)) return absl::InvalidArgumentError("not a plain file name");
         DCPLAN_ASSIGN_OR_RETURN(open_files[where->relative_path],
-                                internal::OpenForReading(internal::JoinPath(directory_, where->relative_path)));
+                                internal::OpenConfined(directory_, where->relative_path));
       }
       return ReadTensorItem(open_files[where->relative_path], *where, *tensor, item, planner);
     }();
