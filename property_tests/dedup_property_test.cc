@@ -101,15 +101,22 @@ int32_t LeastLoaded(const std::vector<int32_t>& holders, const std::vector<int64
 // to the holder with the smallest running total (ties: lowest rank), which
 // grows by the last appearance's tensor_storage_size() (global size x element
 // size), or 1 for bytes items and zero-byte tensors.
-std::vector<int32_t> PyTorchChoice(const KeyModel& m, size_t num_ranks) {
+// The PyTorch greedy with each key weighed by the copy `weigh_by` names
+// (spec: the last appearance; the first is only for showing that it matters).
+std::vector<int32_t> PyTorchChoiceWeighing(const KeyModel& m, size_t num_ranks,
+                                           const std::vector<const WriteItem*>& weigh_by) {
   std::vector<int64_t> load(num_ranks, 0);
   std::vector<int32_t> chosen(m.keys.size());
   for (size_t k = 0; k < m.keys.size(); ++k) {
-    const int64_t bytes = StorageBytesReference(*m.last_item[k]).value_or(0);
+    const int64_t bytes = StorageBytesReference(*weigh_by[k]).value_or(0);
     chosen[k] = LeastLoaded(m.holders[k], load);
     load[chosen[k]] += bytes == 0 ? 1 : bytes;
   }
   return chosen;
+}
+
+std::vector<int32_t> PyTorchChoice(const KeyModel& m, size_t num_ranks) {
+  return PyTorchChoiceWeighing(m, num_ranks, m.last_item);
 }
 
 // Bytes each rank writes when every rank keeps the items chosen for it.
@@ -265,6 +272,30 @@ RC_GTEST_PROP(DedupProperty, PyTorchPolicyIsTheSpecifiedGreedy, ()) {
   const KeyModel m = BuildKeyModel(plans);
   RC_CLASSIFY(FirstAndLastWeighDifferently(m), "copies weigh differently");
   RC_ASSERT(Dedup(plans, DedupPolicy::kPyTorch).plans == ApplyChoice(plans, m, PyTorchChoice(m, plans.size())));
+}
+
+// Holders of a replicated tensor that disagree on its shape or dtype, in
+// worlds small enough (2-4 ranks, replicated tensors only) that the weight the
+// greedy gives such a key decides where later keys go: the spec weighs a key
+// by its last appearance. Only worlds where some key's copies weigh
+// differently count; in about one in ten of them weighing by the first copy
+// chooses differently.
+RC_GTEST_PROP(DedupProperty, PyTorchGreedyWeighsDisagreeingCopiesByTheLast, ()) {
+  ScenarioLimits limits = GeneralLimits();
+  limits.min_ranks = 2;
+  limits.max_ranks = 4;
+  limits.allow_sharded = false;
+  limits.allow_bytes = false;
+  limits.max_entries = 8;
+  limits.max_items = 64;
+  const Scenario scenario = *GenScenario(limits);
+  const std::vector<SavePlan> plans = Plans(scenario);
+  const KeyModel m = BuildKeyModel(plans);
+  const std::vector<int32_t> by_last = PyTorchChoice(m, plans.size());
+  RC_PRE(FirstAndLastWeighDifferently(m));
+  RC_TAG(by_last != PyTorchChoiceWeighing(m, plans.size(), m.first_item) ? "the copy weighed decides"
+                                                                          : "same choice either way");
+  RC_ASSERT(Dedup(plans, DedupPolicy::kPyTorch).plans == ApplyChoice(plans, m, by_last));
 }
 
 // The balancer's exact rule, ties included (dedup.h), and its promise.
