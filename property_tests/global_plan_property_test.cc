@@ -36,16 +36,27 @@ struct Setup {
   SavePlannerOptions options;
 };
 
-Setup GenSetup() {
+bool HasDisagreements(const Scenario& scenario) {
+  for (const ScenarioEntry& entry : scenario.entries) {
+    if (const auto* whole = std::get_if<ReplicatedEntry>(&entry); whole && !whole->conflicts.empty()) return true;
+    if (const auto* shards = std::get_if<ShardedEntry>(&entry); shards && !shards->disagreements.empty()) return true;
+  }
+  return false;
+}
+
+// With `shard_disagreements`, only scenarios where holders of some sharded
+// tensor disagree on its global size or dtype (and nothing else).
+Setup GenSetup(bool shard_disagreements = false) {
   ScenarioLimits limits;
-  limits.allow_conflicts = *rc::gen::weightedElement<bool>({{1, true}, {3, false}});
+  limits.allow_conflicts = !shard_disagreements && *rc::gen::weightedElement<bool>({{1, true}, {3, false}});
   // Without distinct offsets, an empty shard at the offsets of a non-empty
   // one is a conflict (an invalid plan): keep most scenarios valid.
-  limits.distinct_offsets = *rc::gen::weightedElement<bool>({{3, true}, {1, false}});
-  limits.allow_shard_disagreement = *rc::gen::weightedElement<bool>({{1, true}, {2, false}});
+  limits.distinct_offsets = shard_disagreements || *rc::gen::weightedElement<bool>({{3, true}, {1, false}});
+  limits.allow_shard_disagreement = shard_disagreements || *rc::gen::weightedElement<bool>({{1, true}, {2, false}});
   limits.allow_rank_tagged_paths = true;
   Setup s;
   s.scenario = *GenScenario(limits);
+  if (shard_disagreements) RC_PRE(HasDisagreements(s.scenario));
   s.options.dedup = *rc::gen::element(DedupPolicy::kPyTorch, DedupPolicy::kLowestRank, DedupPolicy::kBalanced);
   s.options.rewrite_index_hints = *rc::gen::weightedElement<bool>({{3, true}, {1, false}});
   s.options.flatten_state_dict = *rc::gen::arbitrary<bool>();
@@ -108,19 +119,10 @@ std::vector<Dropped> ExpectedDrops(const std::vector<SavePlan>& plans) {
   return drops;
 }
 
-bool HasDisagreements(const Scenario& scenario) {
-  for (const ScenarioEntry& entry : scenario.entries) {
-    if (const auto* whole = std::get_if<ReplicatedEntry>(&entry); whole && !whole->conflicts.empty()) return true;
-    if (const auto* shards = std::get_if<ShardedEntry>(&entry); shards && !shards->disagreements.empty()) return true;
-  }
-  return false;
-}
-
 // The global plan of the deduplicated plans: hints are positions in the
 // metadata, the metadata lists exactly the chunks written (in visit order),
 // keys in first-appearance order, plans keep their items in order.
-RC_GTEST_PROP(GlobalPlanProperty, HintsChunksAndOrders, ()) {
-  const Setup s = GenSetup();
+void CheckHintsChunksAndOrders(const Setup& s) {
   absl::StatusOr<DedupResult> deduped = DedupSavePlans(s.local, s.options.dedup);
   RC_ASSERT(deduped.ok());
   const std::vector<SavePlan>& input = deduped->plans;
@@ -202,6 +204,31 @@ RC_GTEST_PROP(GlobalPlanProperty, HintsChunksAndOrders, ()) {
     for (const auto& [key, value] : g.metadata.state_dict_metadata) keys.push_back(key);
     RC_ASSERT(keys == first_seen);
   }
+}
+
+RC_GTEST_PROP(GlobalPlanProperty, HintsChunksAndOrders, ()) { CheckHintsChunksAndOrders(GenSetup()); }
+
+// What kind of disagreement the holders of sharded tensors show.
+std::string ShardDisagreementKind(const Scenario& scenario) {
+  bool dtype = false, size = false;
+  for (const ScenarioEntry& entry : scenario.entries) {
+    const auto* shards = std::get_if<ShardedEntry>(&entry);
+    if (shards == nullptr) continue;
+    for (const Disagreement& d : shards->disagreements) {
+      dtype = dtype || d.dtype != shards->properties.dtype;
+      size = size || d.shape != shards->partition.shape;
+    }
+  }
+  return dtype && size ? "dtype and size" : dtype ? "dtype only" : "size only";
+}
+
+// Holders of a sharded tensor that disagree on its dtype alone, its global
+// size alone, or both (never on its rank, which local planning refuses
+// first): each disagreeing shard is a plan error naming its rank and item.
+RC_GTEST_PROP(GlobalPlanProperty, ShardsDisagreeingOnDtypeOrSizeAreDropped, ()) {
+  const Setup s = GenSetup(/*shard_disagreements=*/true);
+  RC_TAG(ShardDisagreementKind(s.scenario));
+  CheckHintsChunksAndOrders(s);
 }
 
 // The coordinator's pipeline is dedup -> global plan -> mapping merge ->
