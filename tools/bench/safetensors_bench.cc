@@ -6,7 +6,8 @@
 //   bazel run -c opt //tools/bench:safetensors_bench -- --dir /dev/shm --gib 1 --ranks 2 --reps 3
 //
 // Ranks are threads of this process (InProcessGroup), for the raw cases as
-// for dcplan's; each case runs --reps times and the best time is shown. The
+// for dcplan's; each case runs --reps times, interleaved with the cases it
+// is compared with, and the best time is shown. The
 // save includes fsync (raw: each rank's file; dcplan: every output file);
 // every write starts from an empty directory (removing the previous rep's
 // files, i.e. freeing their pages, is not timed, for raw as for dcplan).
@@ -121,24 +122,32 @@ absl::Status RawIo(const std::vector<LocalShard>& pieces, const std::string& pat
   return ok ? absl::OkStatus() : absl::InternalError("fsync failed");
 }
 
-// Best wall time of `reps` runs of fn on every rank (threads), or -1;
-// `untimed_setup` runs before each.
-double BestSeconds(const Options& options, const std::function<absl::Status(int64_t, Coordinator&)>& fn,
-                   const std::function<void()>& untimed_setup = [] {}) {
-  double best = -1;
+// One timed case: `run` on every rank (threads), after `untimed_setup`.
+struct Case {
+  std::function<absl::Status(int64_t, Coordinator&)> run;
+  std::function<void()> untimed_setup = [] {};
+};
+
+// Best wall time of each case over `reps` rounds, the cases interleaved
+// within a round so that a burst of load on this shared machine hits them
+// alike; empty on an error.
+std::vector<double> BestSeconds(const Options& options, const std::vector<Case>& cases) {
+  std::vector<double> best(cases.size(), -1);
   for (int rep = 0; rep < options.reps; ++rep) {
-    untimed_setup();
-    InProcessGroup group(options.ranks, absl::Seconds(600));
-    const absl::Time start = absl::Now();
-    std::vector<absl::Status> statuses = group.Run(fn);
-    const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
-    for (const absl::Status& status : statuses) {
-      if (!status.ok()) {
-        std::cerr << "safetensors_bench: " << status << "\n";
-        return -1;
+    for (size_t c = 0; c < cases.size(); ++c) {
+      cases[c].untimed_setup();
+      InProcessGroup group(options.ranks, absl::Seconds(600));
+      const absl::Time start = absl::Now();
+      std::vector<absl::Status> statuses = group.Run(cases[c].run);
+      const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+      for (const absl::Status& status : statuses) {
+        if (!status.ok()) {
+          std::cerr << "safetensors_bench: " << status << "\n";
+          return {};
+        }
       }
+      if (best[c] < 0 || seconds < best[c]) best[c] = seconds;
     }
-    if (best < 0 || seconds < best) best = seconds;
   }
   return best;
 }
@@ -170,42 +179,44 @@ int Run(const Options& options) {
     }
     fs::remove_all(scratch);
     fs::create_directories(scratch);
-    const auto raw_path = [&](int64_t rank) { return absl::StrCat(scratch, "/raw", rank, ".bin"); };
-    const auto remove_raw = [&] {
-      for (int64_t r = 0; r < options.ranks; ++r) fs::remove(raw_path(r));
-    };
-    const auto raw_write_at = [&](off_t start) {
-      return BestSeconds(
-          options, [&](int64_t r, Coordinator&) { return RawIo(saved[r], raw_path(r), true, start); }, remove_raw);
-    };
-    const auto raw_read_at = [&](off_t start) {
-      return BestSeconds(options, [&](int64_t r, Coordinator&) { return RawIo(loaded[r], raw_path(r), false, start); });
-    };
-    const double raw_write = raw_write_at(0);
-    const double raw_read = raw_read_at(0);
     const std::string hf = scratch + "/hf";
-    const double save = BestSeconds(
-        options,
-        [&](int64_t r, Coordinator& coordinator) {
-          safetensors::SafetensorsWriterOptions writer_options;
-          writer_options.layout.max_shard_bytes = options.max_shard_bytes;
-          safetensors::SafetensorsWriter writer(hf, writer_options);
-          return Save(ToStateDict(model, saved[r]), writer, coordinator).status();
-        },
-        [&] { fs::remove_all(hf); });
-    const double load = BestSeconds(options, [&](int64_t r, Coordinator& coordinator) {
+    const auto save = [&](int64_t r, Coordinator& coordinator) {
+      safetensors::SafetensorsWriterOptions writer_options;
+      writer_options.layout.max_shard_bytes = options.max_shard_bytes;
+      safetensors::SafetensorsWriter writer(hf, writer_options);
+      return Save(ToStateDict(model, saved[r]), writer, coordinator).status();
+    };
+    const auto load = [&](int64_t r, Coordinator& coordinator) {
       StateDict state = ToStateDict(model, loaded[r]);
       safetensors::SafetensorsReader reader(hf);
       return Load(state, reader, coordinator);
-    });
+    };
+    // An untimed save first, for the data's offset in the file.
+    Options once = options;
+    once.reps = 1;
+    if (BestSeconds(once, {Case{save}}).empty()) return 1;
     absl::StatusOr<safetensors::Checkpoint> written = safetensors::ReadCheckpoint(hf);
     if (!written.ok()) {
       std::cerr << "safetensors_bench: " << written.status() << "\n";
       return 1;
     }
     const off_t page_offset = written->files.front().header.data_start % 4096;
-    const double raw_write_offset = raw_write_at(page_offset);
-    const double raw_read_offset = raw_read_at(page_offset);
+    const auto raw_path = [&](int64_t rank, off_t start) {
+      return absl::StrCat(scratch, "/raw", rank, "_at", start, ".bin");
+    };
+    const auto raw_write_at = [&](off_t start) {
+      return Case{[&, start](int64_t r, Coordinator&) { return RawIo(saved[r], raw_path(r, start), true, start); },
+                  [&, start] {
+                    for (int64_t r = 0; r < options.ranks; ++r) fs::remove(raw_path(r, start));
+                  }};
+    };
+    const auto raw_read_at = [&](off_t start) {
+      return Case{[&, start](int64_t r, Coordinator&) { return RawIo(loaded[r], raw_path(r, start), false, start); }};
+    };
+    const std::vector<double> writes = BestSeconds(
+        options, {raw_write_at(0), Case{save, [&] { fs::remove_all(hf); }}, raw_write_at(page_offset)});
+    const std::vector<double> reads = BestSeconds(options, {raw_read_at(0), Case{load}, raw_read_at(page_offset)});
+    if (writes.empty() || reads.empty()) return 1;
     for (int64_t r = 0; r < options.ranks; ++r) {
       for (size_t i = 0; i < model.size(); ++i) {
         if (!at::equal(saved[r][i].tensor, loaded[r][i].tensor)) {
@@ -215,12 +226,12 @@ int Run(const Options& options) {
       }
     }
     const std::string at_offset = absl::StrCat("raw at file offset ", page_offset);
-    Row("raw write", sharding, options, bytes, raw_write, raw_write);
-    Row(at_offset + " write", sharding, options, bytes, raw_write_offset, raw_write);
-    Row("safetensors save", sharding, options, bytes, save, raw_write);
-    Row("raw read", sharding, options, bytes, raw_read, raw_read);
-    Row(at_offset + " read", sharding, options, bytes, raw_read_offset, raw_read);
-    Row("safetensors load", sharding, options, bytes, load, raw_read);
+    Row("raw write", sharding, options, bytes, writes[0], writes[0]);
+    Row(at_offset + " write", sharding, options, bytes, writes[2], writes[0]);
+    Row("safetensors save", sharding, options, bytes, writes[1], writes[0]);
+    Row("raw read", sharding, options, bytes, reads[0], reads[0]);
+    Row(at_offset + " read", sharding, options, bytes, reads[2], reads[0]);
+    Row("safetensors load", sharding, options, bytes, reads[1], reads[0]);
   }
   fs::remove_all(scratch);
   std::cout << "\nGB/s = model bytes / wall time of the case (1 GB = 1e9 bytes); ratio to raw = over raw write "
