@@ -20,9 +20,12 @@
 //     final size, and tells each rank (SavePlan::storage_data) where its
 //     tensors start. The ranks must see one file system (as for
 //     FileSystemWriter's commit).
-//   - WriteData (every rank) pwrites each of its chunks: a dim-0 shard as one
-//     range, other shardings as their strided runs (byte_runs.h). Replicated
-//     data is written once (dedup of the planner).
+//   - WriteData (every rank) pwrites each of its chunks straight from the
+//     tensor's memory: a dim-0 shard as one range, other shardings as their
+//     strided runs (byte_runs.h). Replicated data is written once (dedup of
+//     the planner). Buffered writes to one file are serialized by the kernel
+//     (the inode lock), so of F files rank r of N starts with file r*F/N and
+//     wraps around: with several files, ranks mostly write different ones.
 //   - Finish (coordinator) checks that the ranks wrote every byte of every
 //     tensor, fsyncs the files, renames them into place, and writes the
 //     index last (temporary name, fsync, rename), fsyncing the directory.

@@ -269,6 +269,48 @@ TEST(SafetensorsStorageTest, AFailedSaveLeavesNoFilesAndKeepsThePreviousCheckpoi
   for (const std::string& name : before) EXPECT_EQ(ReadFile(dir + "/" + name), bytes_before[name]) << name;
 }
 
+// Records the order in which a rank's items are resolved (= written).
+class RecordingSavePlanner : public DefaultSavePlanner {
+ public:
+  absl::StatusOr<WriteData> ResolveData(const WriteItem& item) override {
+    resolved.push_back(item.index.fqn);
+    return DefaultSavePlanner::ResolveData(item);
+  }
+  std::vector<std::string> resolved;
+};
+
+TEST(SafetensorsStorageTest, RanksOfAMultiFileSaveStartOnDifferentFiles) {
+  const auto model = FullModel();
+  const std::string dir = NewTempPath("st_rotate");
+  constexpr int64_t kWorld = 4;
+  std::vector<RecordingSavePlanner> planners(kWorld);
+  InProcessGroup group(kWorld);
+  std::vector<absl::Status> statuses = group.Run([&](int64_t rank, Coordinator& coordinator) {
+    SafetensorsWriter writer(dir, SmallShards());
+    return Save(SaveSide(model, rank), writer, coordinator, &planners[rank]).status();
+  });
+  for (const absl::Status& status : statuses) ASSERT_TRUE(status.ok()) << status;
+  absl::StatusOr<Checkpoint> checkpoint = ReadCheckpoint(dir);
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+  const int64_t files = static_cast<int64_t>(checkpoint->files.size());
+  ASSERT_EQ(files, 5);  // [bias embed empty] [layers.0.col] [layers.0.fsdp] [layers.1.block] [mask scale]
+  std::map<std::string, int64_t> file_of;
+  for (int64_t f = 0; f < files; ++f) {
+    for (const TensorEntry& t : checkpoint->files[f].header.tensors) file_of[t.name] = f;
+  }
+  for (int64_t rank = 0; rank < kWorld; ++rank) {
+    const int64_t first = rank * files / kWorld;
+    std::vector<int64_t> turns;  // files in the order the rank wrote them, counted from its first file
+    for (const std::string& name : planners[rank].resolved) turns.push_back((file_of.at(name) - first + files) % files);
+    EXPECT_TRUE(std::is_sorted(turns.begin(), turns.end())) << "rank " << rank;
+    // Ranks 1-3 hold a shard of the tensor in their first file.
+    if (rank > 0) {
+      ASSERT_FALSE(turns.empty());
+      EXPECT_EQ(turns.front(), 0) << "rank " << rank << " started with " << planners[rank].resolved.front();
+    }
+  }
+}
+
 TEST(SafetensorsStorageTest, AnExistingCheckpointIsReplacedOnlyWithOverwrite) {
   const std::string dir = NewTempPath("st_overwrite");
   SingleProcessCoordinator coordinator;

@@ -23,16 +23,18 @@ using Json = nlohmann::json;
 constexpr char kTemporarySuffix[] = ".tmp";
 
 // Where a rank's tensors go: file names (temporary ones) and, per tensor,
-// the file and the absolute offset of its first byte. Travels in
-// SavePlan::storage_data.
+// the file and the absolute offset of its first byte; and the file the rank
+// starts with. Travels in SavePlan::storage_data.
 struct Placement {
   std::vector<std::string> files;
   std::map<std::string, std::pair<size_t, int64_t>> tensors;
+  size_t first_file = 0;
 };
 
 std::string EncodePlacement(const Placement& placement) {
   Json json;
   json["files"] = placement.files;
+  json["first_file"] = placement.first_file;
   json["tensors"] = Json::object();
   for (const auto& [name, where] : placement.tensors) json["tensors"][name] = {where.first, where.second};
   return json.dump();
@@ -42,12 +44,19 @@ absl::StatusOr<Placement> DecodePlacement(const std::optional<std::string>& text
   const absl::Status bad = absl::InvalidArgumentError("the plan's storage_data is not a safetensors placement");
   if (!text) return bad;
   const Json json = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (!json.is_object() || !json.contains("files") || !json.contains("tensors")) return bad;
+  if (!json.is_object() || !json.contains("files") || !json.contains("tensors") || !json.contains("first_file")) {
+    return bad;
+  }
   Placement placement;
   for (const Json& file : json["files"]) {
     if (!file.is_string() || !IsPlainFileName(file.get<std::string>())) return bad;
     placement.files.push_back(file.get<std::string>());
   }
+  const Json& first_file = json["first_file"];
+  if (!first_file.is_number_unsigned() || first_file.get<uint64_t>() >= std::max<size_t>(placement.files.size(), 1)) {
+    return bad;
+  }
+  placement.first_file = first_file.get<size_t>();
   for (const auto& [name, where] : json["tensors"].items()) {
     if (!where.is_array() || where.size() != 2 || !where[0].is_number_unsigned() ||
         !where[1].is_number_unsigned() || where[0].get<uint64_t>() >= placement.files.size() ||
@@ -123,6 +132,22 @@ absl::StatusOr<at::Tensor> ResolvedTensor(const WriteItem& item, SavePlanner& pl
   return tensor->resolve_conj().resolve_neg().contiguous();
 }
 
+// The items ordered by their file, starting with the rank's first file and
+// wrapping around (items the placement lacks first, to be reported).
+std::vector<const WriteItem*> InFileOrder(const std::vector<WriteItem>& items, const Placement& placement) {
+  const auto turn_of = [&](const WriteItem& item) -> size_t {
+    const auto where = placement.tensors.find(item.index.fqn);
+    if (where == placement.tensors.end()) return 0;
+    const size_t files = placement.files.size();
+    return 1 + (where->second.first + files - placement.first_file) % files;
+  };
+  std::vector<const WriteItem*> ordered;
+  for (const WriteItem& item : items) ordered.push_back(&item);
+  std::stable_sort(ordered.begin(), ordered.end(),
+                   [&](const WriteItem* a, const WriteItem* b) { return turn_of(*a) < turn_of(*b); });
+  return ordered;
+}
+
 // Writes one chunk into its tensor's place; returns the bytes written.
 absl::StatusOr<int64_t> WriteChunk(const WriteItem& item, const at::Tensor& chunk, const internal::ScopedFd& fd,
                                    int64_t tensor_start) {
@@ -186,10 +211,12 @@ absl::StatusOr<std::vector<SavePlan>> SafetensorsWriter::PrepareGlobalPlan(std::
     all.files.push_back(file.name + kTemporarySuffix);
     for (const TensorEntry& t : file.header.tensors) where[t.name] = {f, file.header.data_start + t.begin};
   }
-  for (SavePlan& plan : plans) {
-    Placement placement{all.files, {}};
-    for (const WriteItem& item : plan.items) placement.tensors[item.index.fqn] = where.at(item.index.fqn);
-    plan.storage_data = EncodePlacement(placement);
+  for (size_t r = 0; r < plans.size(); ++r) {
+    // Buffered writes to one file are serialized by the kernel (the inode
+    // lock), so ranks that start on different files write in parallel.
+    Placement placement{all.files, {}, r * all.files.size() / plans.size()};
+    for (const WriteItem& item : plans[r].items) placement.tensors[item.index.fqn] = where.at(item.index.fqn);
+    plans[r].storage_data = EncodePlacement(placement);
   }
   return plans;
 }
@@ -218,7 +245,8 @@ absl::StatusOr<std::vector<WriteResult>> SafetensorsWriter::WriteData(const Save
   std::vector<WriteResult> results;
   int64_t total = 0, done = 0;
   for (const WriteItem& item : plan.items) total += item.PayloadBytes().value_or(0);
-  for (const WriteItem& item : plan.items) {
+  for (const WriteItem* item_pointer : InFileOrder(plan.items, *placement)) {
+    const WriteItem& item = *item_pointer;
     const auto where = placement->tensors.find(item.index.fqn);
     const std::string context =
         absl::StrCat(RankPrefix(rank_), "writing '", item.index.fqn, "' shard at ",
