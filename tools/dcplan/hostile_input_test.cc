@@ -321,15 +321,17 @@ struct ItemCase {
   std::string archive;
   const MetadataIndex* index;  // the item it replaces
   std::string file;            // where that item is
-  std::string expected;        // in the messages of verify and convert
+  // In the messages of verify and convert (a view outside its storage is
+  // described by LibTorch, in words that differ between its versions).
+  std::string expected;
 };
 
 std::vector<ItemCase> ItemCases() {
   return {
       {"storage_offset_outside", EditedChunk([](auto& item) { item.storage_offset = 1; }), &TensorChunk(),
-       "__0_0.distcp", "view reaches outside its storage"},
+       "__0_0.distcp", "not a readable tensor record"},
       {"stride_outside", EditedChunk([](auto& item) { item.strides = {5, 1}; }), &TensorChunk(), "__0_0.distcp",
-       "view reaches outside its storage"},
+       "not a readable tensor record"},
       {"element_count_mismatch", EditedChunk([](auto& item) {
          item.sizes = {4, 4};
          item.storage_numel = 16;
@@ -340,10 +342,11 @@ std::vector<ItemCase> ItemCases() {
        "__0_0.distcp", "data/0 holds 76 bytes, the pickle gives its storage 80"},
       {"long_storage_record", EditedChunk([](auto& item) { item.data_bytes = 84; }), &TensorChunk(),
        "__0_0.distcp", "data/0 holds 84 bytes, the pickle gives its storage 80"},
-      {"declared_4gib_string", DeclaredHugeString(), &TensorChunk(), "__0_0.distcp", "truncated"},
+      {"declared_4gib_string", DeclaredHugeString(), &TensorChunk(), "__0_0.distcp",
+       "string of 4294967295 bytes runs past the end"},
       {"truncated_bytes_pickle",
        crafted::StoredZip({{"archive/data.pkl", "\x80\x02K\x07"}, {"archive/version", "3\n"}}), &BytesValue(),
-       "__1_0.distcp", "truncated"},
+       "__1_0.distcp", "STOP"},
   };
 }
 
