@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,9 +81,10 @@ absl::StatusOr<pid_t> Spawn(const ProcessSpec& spec) {
   return pid;
 }
 
-ProcessOutcome FromWaitStatus(pid_t pid, int status) {
+ProcessOutcome FromWaitStatus(pid_t pid, int status, const rusage& usage) {
   ProcessOutcome outcome;
   outcome.pid = pid;
+  outcome.peak_rss_bytes = static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux counts KiB
   if (WIFEXITED(status)) {
     outcome.exited = true;
     outcome.exit_code = WEXITSTATUS(status);
@@ -95,25 +97,27 @@ ProcessOutcome FromWaitStatus(pid_t pid, int status) {
 // Reaps `pid` if it has ended; false while it still runs.
 bool TryReap(pid_t pid, ProcessOutcome& outcome) {
   int status = 0;
+  rusage usage{};
   pid_t result;
   do {
-    result = waitpid(pid, &status, WNOHANG);
+    result = wait4(pid, &status, WNOHANG, &usage);
   } while (result < 0 && errno == EINTR);
   if (result == 0) return false;
   if (result < 0) {  // not our child any more; nothing left to wait for
     outcome.pid = pid;
     return true;
   }
-  outcome = FromWaitStatus(pid, status);
+  outcome = FromWaitStatus(pid, status, usage);
   return true;
 }
 
 void KillAndReap(pid_t pid, ProcessOutcome& outcome) {
   kill(pid, SIGKILL);
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  rusage usage{};
+  while (wait4(pid, &status, 0, &usage) < 0 && errno == EINTR) {
   }
-  outcome = FromWaitStatus(pid, status);
+  outcome = FromWaitStatus(pid, status, usage);
   outcome.killed_at_deadline = true;
 }
 

@@ -10,6 +10,8 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -48,6 +50,8 @@ struct ProcessOutcome {
   int exit_code = -1;
   int signal = 0;                // the signal that ended it, if any
   bool killed_at_deadline = false;
+  // The most resident memory the process (across exec) ever had, from wait4.
+  int64_t peak_rss_bytes = 0;
 
   bool Succeeded() const { return exited && exit_code == 0; }
 };

@@ -42,6 +42,17 @@ TEST(RunProcessesTest, ReportsExitCodesInSpecOrder) {
   for (const ProcessOutcome& outcome : *outcomes) EXPECT_FALSE(outcome.killed_at_deadline);
 }
 
+TEST(RunProcessesTest, ReportsEachProcesssPeakResidentMemory) {
+  // dd reads its 64 MiB block into one buffer: it touches all of it.
+  const ProcessSpec dd{{"/bin/dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"}, {}, TempPath("dd_output")};
+  absl::StatusOr<std::vector<ProcessOutcome>> outcomes = RunProcesses({dd, Shell("exit 0")}, absl::Seconds(30));
+  ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+  ASSERT_TRUE((*outcomes)[0].Succeeded()) << ToString((*outcomes)[0]);
+  EXPECT_GE((*outcomes)[0].peak_rss_bytes, int64_t{64} << 20);
+  EXPECT_GT((*outcomes)[1].peak_rss_bytes, 0);
+  EXPECT_LT((*outcomes)[1].peak_rss_bytes, int64_t{32} << 20);
+}
+
 TEST(RunProcessesTest, KillsProcessesStillRunningAtTheDeadline) {
   const absl::Time start = absl::Now();
   absl::StatusOr<std::vector<ProcessOutcome>> outcomes =

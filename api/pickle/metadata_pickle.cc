@@ -157,7 +157,7 @@ absl::StatusOr<int64_t> Mapper::NonNegativeInt(const Value& v, const Where& wher
 absl::StatusOr<std::string> Mapper::Str(const Value& v, const Where& where) const {
   if (v.kind != ValueKind::kString) return Expected(where, "str", v);
   if (absl::Status charged = Charge(v.text.size(), where); !charged.ok()) return charged;
-  return v.text;
+  return std::string(v.text);
 }
 
 absl::StatusOr<std::optional<std::string>> Mapper::OptionalStr(const Value* v, const Where& where) const {
@@ -237,7 +237,7 @@ absl::StatusOr<TensorProperties> Mapper::Properties(const Value& v, const Where&
     return Fail(where, absl::StrCat("TensorProperties state: expected 5-tuple, found ",
                                     v.state ? pickle::DescribeValue(*v.state) : "nothing"));
   }
-  const std::vector<const Value*>& s = v.state->items;
+  const pickle::Children<const Value*>& s = v.state->items;
   TensorProperties p;
   if (s[0]->kind != ValueKind::kGlobal || s[0]->global != GlobalKind::kDType) {
     return Expected(where.Field("dtype"), "torch.dtype", *s[0]);
@@ -338,7 +338,7 @@ absl::StatusOr<FlattenMapping> Mapper::PlannerData(const Value& v, const Where& 
       const Value& element = *value->items[j];
       if (absl::Status charged = Charge(element.text.size(), path_where); !charged.ok()) return charged;
       if (element.kind == ValueKind::kString) {
-        path.emplace_back(element.text);
+        path.emplace_back(std::string(element.text));
       } else if (element.kind == ValueKind::kInt) {
         path.emplace_back(element.integer);
       } else {

@@ -105,7 +105,7 @@ TEST(MetadataPickleWriterTest, WritesTheLayoutOfSpec57) {
   EXPECT_EQ(root.global, pickle::GlobalKind::kMetadata);
   const auto keys = [](const pickle::Value& dict) {
     std::vector<std::string> out;
-    for (const auto& [k, v] : dict.entries) out.push_back(k->text);
+    for (const auto& [k, v] : dict.entries) out.emplace_back(k->text);
     return out;
   };
   ASSERT_NE(root.state, nullptr);

@@ -6,6 +6,7 @@
 // pickle_objects.cc the containers, globals and object construction.
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -106,12 +107,7 @@ class Machine {
   }
 
   absl::Status Step(uint8_t op, bool* stop);
-  absl::Status PushInt(int64_t v) {
-    Value* value = New(ValueKind::kInt);
-    value->integer = v;
-    Push(value);
-    return absl::OkStatus();
-  }
+  absl::Status PushInt(int64_t v);
   absl::Status PushLong(int width);
   absl::Status PushFloat();
   absl::Status PushText(ValueKind kind, int width);
@@ -146,6 +142,8 @@ class Machine {
   Value* true_ = nullptr;
   Value* false_ = nullptr;
   Value* empty_tuple_ = nullptr;
+  static constexpr int64_t kFirstSharedInt = -5;
+  std::array<Value*, 262> shared_ints_{};  // -5 ... 256, made on first use
 };
 
 }  // namespace dcplan::pickle

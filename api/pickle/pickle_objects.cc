@@ -50,10 +50,10 @@ std::optional<int64_t> MemFormatMember(absl::string_view name) {
 
 absl::Status Machine::BuildSequence(ValueKind kind, size_t first) {
   Value* sequence = New(kind);
-  sequence->items.reserve(stack_.size() - first);
+  doc_.Reserve(sequence->items, stack_.size() - first);
   for (size_t i = first; i < stack_.size(); ++i) {
     if (absl::Status s = Adopt(sequence, stack_[i]); !s.ok()) return s;
-    sequence->items.push_back(stack_[i]);
+    doc_.Append(sequence->items, stack_[i]);
   }
   stack_.resize(first);
   Push(sequence);
@@ -72,9 +72,10 @@ absl::Status Machine::Appends() {
   Value* list = stack_[*mark - 1];
   if (list->kind != ValueKind::kList) return Error(absl::StrCat("cannot append to ", DescribeValue(*list)));
   if (absl::Status s = CheckMutable(*list); !s.ok()) return s;
+  doc_.Reserve(list->items, stack_.size() - *mark);
   for (size_t i = *mark; i < stack_.size(); ++i) {
     if (absl::Status s = Adopt(list, stack_[i]); !s.ok()) return s;
-    list->items.push_back(stack_[i]);
+    doc_.Append(list->items, stack_[i]);
   }
   stack_.resize(*mark);
   return absl::OkStatus();
@@ -95,10 +96,11 @@ absl::Status Machine::SetItems(bool batch) {
   Value* dict = stack_[first - 1];
   if (dict->kind != ValueKind::kDict) return Error(absl::StrCat("cannot set items of ", DescribeValue(*dict)));
   if (absl::Status s = CheckMutable(*dict); !s.ok()) return s;
+  doc_.Reserve(dict->entries, (stack_.size() - first) / 2);
   for (size_t i = first; i < stack_.size(); i += 2) {
     if (absl::Status s = Adopt(dict, stack_[i]); !s.ok()) return s;
     if (absl::Status s = Adopt(dict, stack_[i + 1]); !s.ok()) return s;
-    dict->entries.emplace_back(stack_[i], stack_[i + 1]);
+    doc_.Append(dict->entries, DictEntry{stack_[i], stack_[i + 1]});
   }
   stack_.resize(first);
   return absl::OkStatus();
@@ -119,7 +121,7 @@ absl::Status Machine::PushGlobal(absl::string_view module, absl::string_view nam
   Value* value = New(ValueKind::kGlobal);
   value->global = allowed->kind;
   value->integer = allowed->payload;
-  value->text = std::move(allowed->display_name);
+  value->text = doc_.Intern(std::move(allowed->display_name));
   Push(value);
   return absl::OkStatus();
 }
@@ -149,6 +151,7 @@ absl::Status Machine::NewObj() {
   Value* object = New(ValueKind::kObject);
   object->global = (*cls)->global;
   object->text = (*cls)->text;
+  object->state = nullptr;
   Push(object);
   return absl::OkStatus();
 }
@@ -178,10 +181,11 @@ absl::Status Machine::Reduce() {
       Value* object = New(ValueKind::kObject);
       object->global = function.global;
       object->text = function.text;
+      object->state = nullptr;
       for (const Value* item : (*args)->items) {
         // Tuple items are already contained; only the depth matters here.
         object->depth = std::max(object->depth, item->depth + 1);
-        object->items.push_back(item);
+        doc_.Append(object->items, item);
       }
       if (object->depth > kMaxNestingDepth) {
         return Error(absl::StrCat("values nested deeper than ", kMaxNestingDepth, " levels"));
@@ -208,8 +212,9 @@ absl::Status Machine::ReduceGetattr(const Value& args) {
   value->contained = true;
   Value* object = New(ValueKind::kObject);
   object->global = GlobalKind::kMemFormatEncoding;
+  object->state = nullptr;
   object->text = args.items[0]->text;
-  object->items.push_back(value);
+  doc_.Append(object->items, value);
   object->depth = 2;
   Push(object);
   return absl::OkStatus();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <new>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -61,18 +62,60 @@ std::string DescribeValue(const Value& value) {
     case ValueKind::kList: return "list";
     case ValueKind::kDict: return "dict";
     case ValueKind::kGlobal: return absl::StrCat("global ", value.text);
-    case ValueKind::kObject: return value.text;
+    case ValueKind::kObject: return std::string(value.text);
   }
   return "?";
 }
 
-Value* PickleDocument::Allocate() {
-  if (last_block_used_ == kBlockSize) {
-    blocks_.push_back(std::make_unique<Value[]>(kBlockSize));
-    last_block_used_ = 0;
+template <typename T>
+T* PickleDocument::Room(size_t count) {
+  const size_t bytes = count * sizeof(T);
+  if (bytes > kBlockBytes / 4) {  // a large array gets a block of its own
+    std::unique_ptr<char[]> block(new char[bytes]);  // not zeroed: placement-new or copies fill it
+    T* room = reinterpret_cast<T*>(block.get());
+    blocks_.insert(blocks_.end() - (blocks_.empty() ? 0 : 1), std::move(block));
+    return room;
   }
-  return &blocks_.back()[last_block_used_++];
+  block_used_ = (block_used_ + alignof(T) - 1) / alignof(T) * alignof(T);
+  if (block_used_ + bytes > kBlockBytes) {
+    blocks_.emplace_back(new char[kBlockBytes]);
+    block_used_ = 0;
+  }
+  T* room = reinterpret_cast<T*>(blocks_.back().get() + block_used_);
+  block_used_ += bytes;
+  return room;
 }
+
+Value* PickleDocument::Allocate() { return new (Room<Value>(1)) Value(); }
+
+// Children hold 32-bit counts: Unpickle() refuses larger inputs (a child
+// takes at least one input byte).
+template <typename T>
+void PickleDocument::ReserveIn(Children<T>& children, size_t more) {
+  const size_t needed = children.size_ + more;
+  if (needed <= children.capacity_) return;
+  // The first batch gets exactly its room (tuples, and the dicts and lists
+  // of one SETITEMS / APPENDS); later growth doubles.
+  const auto grown = static_cast<uint32_t>(
+      children.capacity_ == 0 ? needed : std::max<size_t>(needed, size_t{children.capacity_} * 2));
+  T* moved = Room<T>(grown);
+  std::copy(children.data_, children.data_ + children.size_, moved);
+  children.data_ = moved;
+  children.capacity_ = grown;
+}
+
+template <typename T>
+void PickleDocument::AppendTo(Children<T>& children, T child) {
+  ReserveIn(children, 1);
+  children.data_[children.size_++] = child;
+}
+
+void PickleDocument::Reserve(Children<const Value*>& children, size_t more) { ReserveIn(children, more); }
+void PickleDocument::Reserve(Children<DictEntry>& children, size_t more) { ReserveIn(children, more); }
+void PickleDocument::Append(Children<const Value*>& children, const Value* child) { AppendTo(children, child); }
+void PickleDocument::Append(Children<DictEntry>& children, DictEntry entry) { AppendTo(children, entry); }
+
+absl::string_view PickleDocument::Intern(std::string name) { return *names_.insert(std::move(name)).first; }
 
 absl::StatusOr<PickleDocument> Machine::Run() {
   none_ = New(ValueKind::kNone);
@@ -212,6 +255,23 @@ absl::Status Machine::Step(uint8_t op, bool* stop) {
   }
 }
 
+absl::Status Machine::PushInt(int64_t v) {
+  // Small ints are shared, as CPython shares them (values are immutable).
+  if (v >= kFirstSharedInt && v < kFirstSharedInt + static_cast<int64_t>(shared_ints_.size())) {
+    Value*& shared = shared_ints_[v - kFirstSharedInt];
+    if (shared == nullptr) {
+      shared = New(ValueKind::kInt);
+      shared->integer = v;
+    }
+    Push(shared);
+    return absl::OkStatus();
+  }
+  Value* value = New(ValueKind::kInt);
+  value->integer = v;
+  Push(value);
+  return absl::OkStatus();
+}
+
 absl::Status Machine::PushLong(int width) {
   absl::StatusOr<uint64_t> n = ReadLength(width);
   if (!n.ok()) return n.status();
@@ -248,7 +308,7 @@ absl::Status Machine::PushText(ValueKind kind, int width) {
   if (!bytes.ok()) return bytes.status();
   if (kind == ValueKind::kString && !IsPythonUtf8(*bytes)) return Error("str is not valid UTF-8");
   Value* value = New(kind);
-  value->text = std::string(*bytes);
+  value->text = *bytes;
   Push(value);
   return absl::OkStatus();
 }
@@ -278,6 +338,12 @@ absl::Status Machine::Get(uint64_t index) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<PickleDocument> Unpickle(absl::string_view bytes) { return Machine(bytes).Run(); }
+absl::StatusOr<PickleDocument> Unpickle(absl::string_view bytes) {
+  if (bytes.size() > kMaxInputBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pickle: ", bytes.size(), " bytes is more than the ", kMaxInputBytes, " this reader accepts"));
+  }
+  return Machine(bytes).Run();
+}
 
 }  // namespace dcplan::pickle

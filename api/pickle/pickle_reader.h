@@ -23,10 +23,13 @@
 // Robustness contract (inputs are untrusted):
 //   - every read is bounds-checked; a length prefix larger than the remaining
 //     input is an error before anything is allocated;
-//   - at most one value is created per input byte (None, True, False and ()
-//     are shared), so memory is linear in the input size (a Value is about
-//     150 bytes, in the range of CPython's own objects); a memo index is a
-//     hash-map entry unless it is the next one in sequence;
+//   - at most one value is created per input byte (None, True, False, ()
+//     and the ints -5 ... 256 are shared), and a container holds at most one
+//     child per input byte, so memory is linear in the input size: at most
+//     kMaxDocumentBytesPerInputByte per byte (a 48-byte Value, plus 8 bytes
+//     of child pointers stored with up to 4x slack; a real `.metadata` takes
+//     about 10); strings are views of the input, not copies; a memo index is
+//     a hash-map entry unless it is the next one in sequence;
 //   - the graph is acyclic and at most kMaxNestingDepth levels deep: a
 //     container or object may not be modified (APPEND, SETITEM, BUILD, ...)
 //     once it has been stored inside another value, which is never needed by
@@ -36,11 +39,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/container/node_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
@@ -48,6 +53,10 @@ namespace dcplan::pickle {
 
 inline constexpr int kMaxNestingDepth = 64;
 inline constexpr int kMaxMarkDepth = 64;
+// See the robustness contract; real `.metadata` files take about 10.
+// Larger inputs are refused (children are counted in 32 bits).
+inline constexpr size_t kMaxInputBytes = (size_t{1} << 31) - 1;
+inline constexpr int kMaxDocumentBytesPerInputByte = 48 + 4 * 8;
 
 // What an allowlisted global is.
 enum class GlobalKind : uint8_t {
@@ -87,36 +96,74 @@ enum class ValueKind : uint8_t {
   kObject,  // the result of NEWOBJ or REDUCE of an allowlisted callable
 };
 
+struct Value;
+
+// A key/value pair of a dict.
+struct DictEntry {
+  const Value* first;
+  const Value* second;
+};
+
+// The children of a container or object: a read-only view of storage owned
+// by the PickleDocument (16 bytes, so that a Value stays small).
+template <typename T>
+class Children {
+ public:
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const T& operator[](size_t i) const { return data_[i]; }
+  const T* begin() const { return data_; }
+  const T* end() const { return data_ + size_; }
+  std::reverse_iterator<const T*> rbegin() const { return std::reverse_iterator<const T*>(end()); }
+  std::reverse_iterator<const T*> rend() const { return std::reverse_iterator<const T*>(begin()); }
+
+ private:
+  friend class PickleDocument;
+  T* data_;
+  uint32_t size_;
+  uint32_t capacity_;
+};
+
 // One node of the unpickled graph. Values are owned by their PickleDocument
 // and refer to each other by pointer; shared references (memo) are shared
-// pointers into the same node.
+// pointers into the same node. A Value is 48 bytes (a DCP chunk takes about
+// 20 of them), so fields that no kind uses together share storage: read only
+// the ones of the value's kind.
 struct Value {
-  ValueKind kind = ValueKind::kNone;
-  bool boolean = false;  // kBool
-  int64_t integer = 0;   // kInt; kGlobal kDType/kLayout: the enum value
-  double real = 0;       // kFloat
-  // kString (UTF-8), kBytes (raw); kGlobal/kObject: the global's display
-  // name ("torch.Size", "TensorStorageMetadata", "torch.float32").
-  std::string text;
-  // kTuple, kList: the items; kObject: the arguments of NEWOBJ / REDUCE (for
-  // getattr(enum, "NAME") the member's value, so both enum forms look alike).
-  std::vector<const Value*> items;
-  // kDict: key/value pairs in SETITEM order. Repeated keys are kept as they
-  // are: consumers apply Python's dict semantics (first position, last value)
-  // with their own notion of key equality.
-  std::vector<std::pair<const Value*, const Value*>> entries;
-  GlobalKind global = GlobalKind::kMetadata;  // kGlobal, kObject
-  const Value* state = nullptr;               // kObject: BUILD's state, if any
+  Value() : integer(0), items() {}
 
+  ValueKind kind = ValueKind::kNone;
+  GlobalKind global = GlobalKind::kMetadata;  // kGlobal, kObject
+  bool boolean = false;                       // kBool
   // Bookkeeping of the VM (see the robustness contract above).
-  int32_t depth = 1;       // 1 for scalars, 1 + deepest child otherwise
   bool contained = false;  // stored inside another value
+  int32_t depth = 1;       // 1 for scalars, 1 + deepest child otherwise
+  union {
+    int64_t integer;     // kInt; kGlobal kDType/kLayout: the enum value
+    double real;         // kFloat
+    const Value* state;  // kObject: BUILD's state, if any (nullptr if none)
+  };
+  // kString (UTF-8), kBytes (raw): a view of the unpickled input, which
+  // must outlive the document; kGlobal/kObject: the global's display name
+  // ("torch.Size", "TensorStorageMetadata", "torch.float32").
+  absl::string_view text;
+  union {
+    // kTuple, kList: the items; kObject: the arguments of NEWOBJ / REDUCE
+    // (for getattr(enum, "NAME") the member's value, so both enum forms look
+    // alike).
+    Children<const Value*> items;
+    // kDict: key/value pairs in SETITEM order. Repeated keys are kept as
+    // they are: consumers apply Python's dict semantics (first position, last
+    // value) with their own notion of key equality.
+    Children<DictEntry> entries;
+  };
 };
 
 // "None", "bool", "int", "str", "tuple", "torch.Size", "MetadataIndex", ...
 std::string DescribeValue(const Value& value);
 
-// The result of Unpickle(): owns every value.
+// The result of Unpickle(): owns every value (not the input strings refer
+// to).
 class PickleDocument {
  public:
   PickleDocument() = default;
@@ -131,19 +178,37 @@ class PickleDocument {
 
  private:
   friend class Machine;
-  // Values live in fixed-size blocks that never move (pointers stay valid
-  // when the document is moved).
   Value* Allocate();
+  // Appends to a container's children, moving them to twice the room when
+  // full (the old room is not reused: at most as much again is wasted).
+  void Append(Children<const Value*>& children, const Value* child);
+  void Append(Children<DictEntry>& children, DictEntry entry);
+  // The display name of a global, stored once per distinct name.
+  absl::string_view Intern(std::string name);
 
-  static constexpr size_t kBlockSize = 128;
-  std::vector<std::unique_ptr<Value[]>> blocks_;
-  size_t last_block_used_ = kBlockSize;
+  template <typename T>
+  T* Room(size_t count);
+  template <typename T>
+  void AppendTo(Children<T>& children, T child);
+  template <typename T>
+  void ReserveIn(Children<T>& children, size_t more);
+  // Room for `more` children beyond the current ones.
+  void Reserve(Children<const Value*>& children, size_t more);
+  void Reserve(Children<DictEntry>& children, size_t more);
+
+  // Values and children live in blocks that never move (pointers stay
+  // valid when the document is moved).
+  static constexpr size_t kBlockBytes = size_t{1} << 20;
+  std::vector<std::unique_ptr<char[]>> blocks_;
+  size_t block_used_ = kBlockBytes;
+  absl::node_hash_set<std::string> names_;
   const Value* root_ = nullptr;
   int protocol_ = 0;
 };
 
 // Runs the pickle in `bytes` (exactly one pickle: bytes after STOP are an
-// error). Errors are InvalidArgument, start with "pickle: " and give the byte
+// error; at most kMaxInputBytes). The document's strings are views of
+// `bytes`, which must outlive it. Errors are InvalidArgument, start with "pickle: " and give the byte
 // offset of the offending opcode, e.g.
 //   "pickle: global 'os.system' is not allowed (offset 2)".
 absl::StatusOr<PickleDocument> Unpickle(absl::string_view bytes);

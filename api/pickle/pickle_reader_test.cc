@@ -87,7 +87,9 @@ TEST(PickleReaderTest, MemoSharesTheSameNode) {
   EXPECT_EQ(root.items[0], root.items[2]);
   EXPECT_TRUE(FailsWith(kProto2 + "N" + Bytes({'h', 0x05}) + ".", "memo key 5 not found"));
   // A huge index is fine (and allocates nothing in proportion to it).
-  doc = Unpickle(kProto2 + "(" + Str("x") + Bytes({'r', 0xFF, 0xFF, 0xFF, 0xFF, 'j', 0xFF, 0xFF, 0xFF, 0xFF}) + "t.");
+  const std::string huge_index =
+      kProto2 + "(" + Str("x") + Bytes({'r', 0xFF, 0xFF, 0xFF, 0xFF, 'j', 0xFF, 0xFF, 0xFF, 0xFF}) + "t.";
+  doc = Unpickle(huge_index);
   ASSERT_TRUE(doc.ok()) << doc.status();
   EXPECT_EQ(doc->root().items[1]->text, "x");
   // MEMOIZE numbers entries by the memo's size: index 1 after one entry.
@@ -233,7 +235,8 @@ TEST(PickleReaderTest, MalformedStreams) {
   EXPECT_TRUE(FailsWith(kProto4 + Bytes({0x8c, 0x02, 0xC0, 0x80}) + ".", "not valid UTF-8"));  // overlong
   EXPECT_TRUE(FailsWith(kProto4 + Bytes({0x8c, 0x04, 0xF4, 0x90, 0x80, 0x80}) + ".", "not valid UTF-8"));
   // Python's "surrogatepass" accepts an encoded lone surrogate (U+D800).
-  absl::StatusOr<PickleDocument> surrogate = Unpickle(kProto2 + Bytes({'X', 3, 0, 0, 0, 0xED, 0xA0, 0x80}) + ".");
+  const std::string surrogate_pickle = kProto2 + Bytes({'X', 3, 0, 0, 0, 0xED, 0xA0, 0x80}) + ".";
+  absl::StatusOr<PickleDocument> surrogate = Unpickle(surrogate_pickle);
   ASSERT_TRUE(surrogate.ok()) << surrogate.status();
   EXPECT_EQ(surrogate->root().text, Bytes({0xED, 0xA0, 0x80}));
   EXPECT_TRUE(FailsWith(kProto4 + Bytes({0x8a, 0x09, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x00}) + ".",

@@ -77,10 +77,11 @@ std::vector<std::pair<MetadataIndex, StorageInfo>> UnknownStorageEntries(const M
 }
 
 // Builds the text report and the JSON document together, so both always
-// state the same facts.
+// state the same facts; the per-chunk part of the one not asked for is
+// skipped (a tensor may have a million chunks).
 class Report {
  public:
-  explicit Report(const CheckpointOverview& overview) : overview_(overview) {}
+  Report(const CheckpointOverview& overview, bool json) : overview_(overview), json_wanted_(json) {}
 
   void Build() {
     Header();
@@ -162,9 +163,12 @@ class Report {
       ++totals_.chunks;
       const StorageInfo* info = Location(overview_.metadata, MetadataIndex{fqn, chunk.offsets, std::nullopt});
       if (info != nullptr) AddTo(&stored_bytes, info->length);
-      absl::StrAppend(&chunk_lines, "  offsets ", ShapeToString(chunk.offsets), " sizes ", ShapeToString(chunk.sizes),
-                      " -> ", LocationText(info), "\n");
-      chunks.push_back(LocationJson(info, Json{{"offsets", chunk.offsets}, {"sizes", chunk.sizes}}));
+      if (json_wanted_) {
+        chunks.push_back(LocationJson(info, Json{{"offsets", chunk.offsets}, {"sizes", chunk.sizes}}));
+      } else {
+        absl::StrAppend(&chunk_lines, "  offsets ", ShapeToString(chunk.offsets), " sizes ",
+                        ShapeToString(chunk.sizes), " -> ", LocationText(info), "\n");
+      }
     }
     const std::optional<int64_t> logical = LogicalBytes(tensor);
     AddTo(&totals_.stored_bytes, stored_bytes);
@@ -218,6 +222,7 @@ class Report {
   }
 
   const CheckpointOverview& overview_;
+  const bool json_wanted_;
   std::string text_;
   Json json_ = Json::object();
   Totals totals_;
@@ -243,7 +248,7 @@ int InspectMain(const std::vector<std::string>& args, std::string* stdout_text, 
     absl::StrAppend(stderr_text, kPrefix, overview.status().message(), "\n");
     return kCheckpointFault;
   }
-  Report report(*overview);
+  Report report(*overview, parsed->json);
   report.Build();
   stdout_text->append(parsed->json ? FormatJson(report.json()) : Printable(report.text(), /*keep_newlines=*/true));
   return kCheckpointOk;

@@ -14,9 +14,10 @@
 //     and the file lists exactly the items of the metadata;
 //   - every item is a well-formed ZIP whose records' CRC-32s match (so a
 //     flipped byte is caught in PyTorch-written checkpoints too);
-//   - every tensor item decodes (LibTorch's torch.load) to the dtype and chunk
-//     size the metadata records; every bytes item is a readable torch.save
-//     archive.
+//   - every tensor item decodes as Load decodes it (ReadTensorRecordLayout,
+//     or LibTorch's torch.load for the archives that path leaves to it) to the
+//     dtype and chunk size the metadata records; every bytes item is a
+//     readable torch.save archive.
 
 #include <string>
 #include <vector>
