@@ -194,6 +194,9 @@ absl::Status Machine::Step(uint8_t op, bool* stop) {
     case kNewObj: return NewObj();
     case kReduce: return Reduce();
     case kBuild: return Build();
+    case kBinPersId:
+      if (vocabulary_ != PickleVocabulary::kTensorRecord) return Error("unsupported opcode 0x51");
+      return PersistentId();
     case kMemoize: return Memo(memo_size_);
     case kBinPut:
     case kLongBinPut: {
@@ -278,6 +281,8 @@ absl::Status Machine::Get(uint64_t index) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<PickleDocument> Unpickle(absl::string_view bytes) { return Machine(bytes).Run(); }
+absl::StatusOr<PickleDocument> Unpickle(absl::string_view bytes, PickleVocabulary vocabulary) {
+  return Machine(bytes, vocabulary).Run();
+}
 
 }  // namespace dcplan::pickle
