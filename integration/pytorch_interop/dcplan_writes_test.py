@@ -79,14 +79,20 @@ def compare_trees(what, expected, actual):
         common.fail("%s: %r, expected %r" % (what, actual, expected))
 
 
+def convert_like_dcp_to_torch_save(checkpoint, directory, weights_only):
+    """`dcplan convert` of `checkpoint` must load (torch.load) equal to dcp_to_torch_save's; returns that."""
+    theirs, ours = os.path.join(directory, "dcp_to_torch_save.pt"), os.path.join(directory, "dcplan_convert.pt")
+    dcp_to_torch_save(checkpoint, theirs)
+    common.run([DCPLAN, "convert", checkpoint, ours], "dcplan convert of " + checkpoint)
+    converted = torch.load(theirs, weights_only=weights_only)
+    compare_trees("dcplan convert vs dcp_to_torch_save", converted, torch.load(ours, weights_only=weights_only))
+    return converted
+
+
 def torch_save_parity():
-    theirs, ours = os.path.join(WORK, "dcp_to_torch_save.pt"), os.path.join(WORK, "dcplan_convert.pt")
-    dcp_to_torch_save(CHECKPOINT, theirs)
-    common.run([DCPLAN, "convert", CHECKPOINT, ours], "dcplan convert")
-    a = torch.load(theirs, weights_only=False)
-    b = torch.load(ours, weights_only=False)
-    compare_trees("dcplan convert vs dcp_to_torch_save", a, b)
-    compare_trees("dcp_to_torch_save vs the reference", common.flatten(common.reference_state()), common.flatten(a))
+    converted = convert_like_dcp_to_torch_save(CHECKPOINT, WORK, weights_only=False)
+    compare_trees("dcp_to_torch_save vs the reference", common.flatten(common.reference_state()),
+                  common.flatten(converted))
     return "equal, and equal to the reference state"
 
 
@@ -114,13 +120,8 @@ def new_dtypes():
         dcp.load(loaded, checkpoint_id=checkpoint)
     for fqn, want in state.items():
         common.compare_bitwise("dcp.load of %s" % fqn, want, loaded[fqn])
-    theirs, ours = os.path.join(case, "dcp_to_torch_save.pt"), os.path.join(case, "dcplan_convert.pt")
-    dcp_to_torch_save(checkpoint, theirs)
-    common.run([DCPLAN, "convert", checkpoint, ours], "dcplan convert of the 2.x dtypes")
-    a = torch.load(theirs, weights_only=True)
-    b = torch.load(ours, weights_only=True)
-    compare_trees("dcplan convert vs dcp_to_torch_save (2.x dtypes)", a, b)
-    compare_trees("dcplan convert vs the saved state (2.x dtypes)", state, b)
+    converted = convert_like_dcp_to_torch_save(checkpoint, case, weights_only=True)
+    compare_trees("the converted 2.x dtypes vs the saved state", state, converted)
     return "%s: dcp.load bitwise; dcplan convert == dcp_to_torch_save under torch.load(weights_only=True)" % (
         ", ".join(names))
 
