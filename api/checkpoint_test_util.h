@@ -35,6 +35,7 @@ namespace dcplan::testing_util {
 using ::dcplan::test_files::NewTempPath;
 using ::dcplan::test_files::ReadFile;
 using ::dcplan::test_files::RunfilePath;
+using ::dcplan::test_files::VenvPython;
 using ::dcplan::test_files::WriteFile;
 
 inline bool PathExistsForTest(const std::string& path) {

@@ -73,7 +73,8 @@ std::string PythonTypeAndReprOfArchive(absl::string_view archive) {
   const std::string output_path = NewTempPath("repr");
   if (!WriteFile(input_path, archive)) return "<cannot write the archive>";
   const std::string command = absl::StrCat(
-      "/usr/bin/python3 -c 'import io,sys,torch; v=torch.load(io.BytesIO(sys.stdin.buffer.read())); "
+      VenvPython(),
+      " -c 'import io,sys,torch; v=torch.load(io.BytesIO(sys.stdin.buffer.read()), weights_only=False); "
       "print(type(v).__name__, repr(v))' <'",
       input_path, "' >'", output_path, "' 2>&1");
   const int status = std::system(command.c_str());
@@ -354,7 +355,7 @@ TEST(PythonInteropTest, PyTorchsReaderLoadsEveryItem) {
   ASSERT_TRUE(WriteFile(json_path, json));
   const std::string output_path = dir + "/../python_output.txt";
   const std::string command =
-      absl::StrCat("/usr/bin/python3 '", RunfilePath("api/testdata/check_checkpoint.py"), "' '",
+      absl::StrCat(VenvPython(), " '", RunfilePath("api/testdata/check_checkpoint.py"), "' '",
                    RunfilePath("api/pickle/testdata/check_metadata.py"), "' '", dir, "' '", json_path, "' >'",
                    output_path, "' 2>&1");
   const int status = std::system(command.c_str());

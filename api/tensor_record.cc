@@ -20,12 +20,16 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "api/dtype_conversion.h"
 #include "api/internal/checksums.h"
 #include "api/internal/crc32.h"
+#include "api/internal/status_macros.h"
 #include "api/internal/tensor_pickle.h"
 #include "api/internal/torch_zip.h"
 #include "api/pickle/pickle_scan.h"
+#include "api/pickle/tensor_v3_pickle.h"
 #include "api/pickle/weights_only.h"
+#include "engine/dtype.h"
 
 namespace dcplan {
 namespace {
@@ -200,6 +204,8 @@ absl::StatusOr<std::string> SaveValueRecord(const c10::IValue& value) {
 namespace {
 // The data.pkl of a whole archive in memory (ReadCheckedDataPickle below).
 absl::StatusOr<std::string> ReadArchiveDataPickle(absl::string_view archive);
+// The tensor `layout` describes, its storage copied out of `archive`.
+absl::StatusOr<at::Tensor> TensorOfLayout(const TensorRecordLayout& layout, absl::string_view archive);
 }  // namespace
 
 absl::Status CheckWeightsOnlyArchive(absl::string_view archive) {
@@ -231,6 +237,12 @@ absl::StatusOr<at::Tensor> ReadTensorRecord(const RecordSource& source) {
   // its storage or a storage record of the wrong size is refused here too,
   // where LibTorch would silently resize the storage.
   absl::StatusOr<TensorRecordLayout> layout = ReadTensorRecordLayout(BufferRecordSource(bytes));
+  // LibTorch's unpickler does not know _rebuild_tensor_v3: dcplan builds those.
+  if (absl::StatusOr<std::string> pickle = ReadArchiveDataPickle(bytes);
+      pickle.ok() && pickle::CallsRebuildTensorV3(*pickle)) {
+    if (!layout.ok()) return layout.status();
+    return TensorOfLayout(*layout, bytes);
+  }
   if (!layout.ok() && !absl::IsUnimplemented(layout.status())) return layout.status();
   absl::StatusOr<c10::IValue> value = LoadValueRecord(bytes);
   if (!value.ok()) return value.status();
@@ -312,16 +324,98 @@ absl::StatusOr<std::string> ReadArchiveDataPickle(absl::string_view archive) {
   return ReadCheckedDataPickle(source, *records, &folder);
 }
 
-// Whether every element the view addresses lies inside a storage of `numel` elements.
+// Whether every element the view addresses lies inside a storage of
+// `numel` elements. Each dimension's reach is compared with the storage
+// before it is added, so the sum stays below 2 * 2^63 (no overflow).
 bool ViewFitsStorage(const TensorRecordLayout& layout, int64_t storage_numel) {
   if (layout.sizes.size() != layout.strides.size() || layout.storage_offset < 0) return false;
-  __int128 last = layout.storage_offset;
   for (size_t d = 0; d < layout.sizes.size(); ++d) {
     if (layout.sizes[d] < 0 || layout.strides[d] < 0) return false;
     if (layout.sizes[d] == 0) return true;  // no element
-    last += static_cast<__int128>(layout.sizes[d] - 1) * layout.strides[d];
   }
-  return last < storage_numel;
+  __int128 last = layout.storage_offset;
+  if (last >= storage_numel) return false;
+  for (size_t d = 0; d < layout.sizes.size(); ++d) {
+    const __int128 reach = static_cast<__int128>(layout.sizes[d] - 1) * layout.strides[d];
+    if (reach >= storage_numel) return false;
+    last += reach;
+    if (last >= storage_numel) return false;
+  }
+  return true;
+}
+
+// Fills in where the storage record `key` keeps the tensor's bytes, and
+// checks that it holds exactly the storage's bytes and that the view lies
+// inside them.
+absl::Status LocateStorage(const std::vector<internal::ZipRecord>& records, const std::string& folder,
+                           const std::string& key, TensorRecordLayout& layout) {
+  const internal::ZipRecord* data = FindRecord(records, folder + "data/" + key);
+  if (data == nullptr) return NotATensorRecord(absl::StrCat("no storage record data/", key));
+  if (data->size != layout.storage_bytes) {
+    return NotATensorRecord(absl::StrCat("storage record data/", key, " holds ", data->size,
+                                         " bytes, the pickle gives its storage ", layout.storage_bytes));
+  }
+  layout.data_offset = data->data_offset;
+  layout.data_crc32 = data->crc;
+  return absl::OkStatus();
+}
+
+absl::Status CheckView(const TensorRecordLayout& layout) {
+  const int64_t element_size = static_cast<int64_t>(c10::elementSize(layout.dtype));
+  if (!ViewFitsStorage(layout, layout.storage_bytes / element_size)) {
+    return NotATensorRecord("the tensor's view reaches outside its storage");
+  }
+  return absl::OkStatus();
+}
+
+// The layout of a _rebuild_tensor_v3 record, read with dcplan's restricted
+// unpickler (api/pickle/tensor_v3_pickle.h). The storage's location is not
+// checked: like LibTorch's reader for the other records, dcplan reads every
+// tensor onto the CPU.
+absl::StatusOr<TensorRecordLayout> ReadV3Layout(const RecordSource& source,
+                                                const std::vector<internal::ZipRecord>& records,
+                                                const std::string& folder, absl::string_view data_pickle) {
+  absl::StatusOr<pickle::RebuildTensorV3> call = pickle::ParseRebuildTensorV3(data_pickle);
+  if (!call.ok()) return NotATensorRecord(absl::StrCat("data.pkl: ", call.status().message()));
+  // LibTorch 1.13 has no uint16/32/64 or float8: Unimplemented, naming the dtype.
+  DCPLAN_ASSIGN_OR_RETURN(const c10::ScalarType scalar_type, ScalarTypeFromDType(call->dtype));
+  if (const internal::ZipRecord* byteorder = FindRecord(records, folder + "byteorder")) {
+    DCPLAN_ASSIGN_OR_RETURN(const std::string order, ReadRecordBytes(source, *byteorder));
+    if (order != "little") {
+      return absl::UnimplementedError(absl::StrCat("tensor record in byte order '", order, "' (only little)"));
+    }
+  }
+  TensorRecordLayout layout;
+  layout.dtype = scalar_type;
+  layout.sizes = call->sizes;
+  layout.strides = call->strides;
+  layout.storage_offset = call->storage_offset;
+  layout.storage_bytes = call->storage_bytes;
+  const int64_t element_size = static_cast<int64_t>(c10::elementSize(scalar_type));
+  if (layout.storage_bytes % element_size != 0) {
+    return NotATensorRecord(absl::StrCat("an untyped storage of ", layout.storage_bytes, " bytes is no whole number of ",
+                                         DTypeName(call->dtype), " elements"));
+  }
+  DCPLAN_RETURN_IF_ERROR(LocateStorage(records, folder, call->storage_key, layout));
+  DCPLAN_RETURN_IF_ERROR(CheckView(layout));
+  return layout;
+}
+
+absl::StatusOr<at::Tensor> TensorOfLayout(const TensorRecordLayout& layout, absl::string_view archive) {
+  const int64_t element_size = static_cast<int64_t>(c10::elementSize(layout.dtype));
+  // ReadTensorRecordLayout found the storage record inside `archive`.
+  const absl::string_view data = archive.substr(static_cast<size_t>(layout.data_offset),
+                                                static_cast<size_t>(layout.storage_bytes));
+  if (internal::Crc32(0, data.data(), data.size()) != layout.data_crc32) {
+    return NotATensorRecord("CRC-32 mismatch in the storage record");
+  }
+  try {
+    at::Tensor storage = at::empty({layout.storage_bytes / element_size}, at::TensorOptions().dtype(layout.dtype));
+    if (!data.empty()) std::memcpy(storage.data_ptr(), data.data(), data.size());
+    return storage.as_strided(layout.sizes, layout.strides, layout.storage_offset);
+  } catch (const std::exception& e) {
+    return absl::ResourceExhaustedError(absl::StrCat("cannot build the stored tensor: ", FirstLine(e)));
+  }
 }
 
 }  // namespace
@@ -333,6 +427,7 @@ absl::StatusOr<TensorRecordLayout> ReadTensorRecordLayout(const RecordSource& so
   std::string folder;
   absl::StatusOr<std::string> pickle = ReadCheckedDataPickle(source, *records, &folder);
   if (!pickle.ok()) return pickle.status();
+  if (pickle::CallsRebuildTensorV3(*pickle)) return ReadV3Layout(source, *records, folder, *pickle);
   uint64_t version = caffe2::serialize::kMinProducedFileFormatVersion;
   for (const char* name : {".data/version", "version"}) {
     const internal::ZipRecord* record = FindRecord(*records, folder + name);
@@ -379,22 +474,12 @@ absl::StatusOr<TensorRecordLayout> ReadTensorRecordLayout(const RecordSource& so
   layout.strides = tensor.strides().vec();
   layout.storage_offset = tensor.storage_offset();
   layout.storage_bytes = static_cast<int64_t>(tensor.storage().nbytes());
-  const int64_t element_size = static_cast<int64_t>(c10::elementSize(layout.dtype));
   if (!storage_keys.empty()) {
-    const internal::ZipRecord* data = FindRecord(*records, folder + "data/" + storage_keys.front());
-    if (data == nullptr) return NotATensorRecord(absl::StrCat("no storage record data/", storage_keys.front()));
-    if (data->size != layout.storage_bytes) {
-      return NotATensorRecord(absl::StrCat("storage record data/", storage_keys.front(), " holds ", data->size,
-                                           " bytes, the pickle gives its storage ", layout.storage_bytes));
-    }
-    layout.data_offset = data->data_offset;
-    layout.data_crc32 = data->crc;
+    DCPLAN_RETURN_IF_ERROR(LocateStorage(*records, folder, storage_keys.front(), layout));
   } else if (layout.storage_bytes != 0) {
     return NotATensorRecord("a non-empty storage without a record");
   }
-  if (!ViewFitsStorage(layout, layout.storage_bytes / element_size)) {
-    return NotATensorRecord("the tensor's view reaches outside its storage");
-  }
+  DCPLAN_RETURN_IF_ERROR(CheckView(layout));
   return layout;
 }
 

@@ -10,9 +10,12 @@
 // an intermediate copy, in blocks (api/internal/torch_zip.h writes the ZIP
 // container exactly as LibTorch's PyTorchStreamWriter does; archives of 4 GiB
 // or more go through PyTorchStreamWriter itself). Reading the whole record
-// uses LibTorch's own torch.save reader; ReadTensorRecordLayout locates the
-// tensor's bytes without reading them, so that a caller can read them where
-// they belong.
+// uses LibTorch's own torch.save reader, except for records rebuilt by
+// torch._utils._rebuild_tensor_v3 (the dtypes 2.x added: uint16/32/64, float8;
+// LibTorch's unpickler does not know that function), which dcplan's
+// restricted unpickler reads (api/pickle/tensor_v3_pickle.h);
+// ReadTensorRecordLayout locates the tensor's bytes without reading them, so
+// that a caller can read them where they belong.
 
 #include <cstdint>
 #include <functional>
@@ -84,10 +87,13 @@ class BufferRecordSource : public RecordSource {
 };
 
 // The tensor of a record (torch.load with LibTorch's unpickler, which builds
-// only TorchScript types and executes nothing), as a CPU tensor with the
-// saved sizes and dtype. Reads the whole record into memory: callers bound
-// that by the largest stored chunk. Errors (DataLoss) for malformed archives,
-// pickles that are not a tensor, storage records that do not match.
+// only TorchScript types and executes nothing; _rebuild_tensor_v3 records
+// with dcplan's restricted one), as a CPU tensor with the saved sizes,
+// strides and dtype. Reads the whole record into memory: callers bound that
+// by the largest stored chunk. Errors (DataLoss) for malformed archives,
+// pickles that are not a tensor, storage records that do not match;
+// Unimplemented naming the dtype for a _rebuild_tensor_v3 dtype this LibTorch
+// lacks (1.13: uint16/32/64, float8).
 absl::StatusOr<at::Tensor> ReadTensorRecord(const RecordSource& source);
 
 // Where a tensor record keeps its tensor's bytes and how the tensor views
@@ -106,13 +112,17 @@ struct TensorRecordLayout {
 };
 
 // The layout of a torch.save'd tensor. data.pkl is run by LibTorch's
-// unpickler (TorchScript types only, nothing executed) and its CRC-32
-// checked; the view is checked to lie inside the storage and the storage
-// record to have the size the pickle gives it. Errors: DataLoss for
-// malformed archives, pickles that are not one CPU tensor, storage records
-// that do not match; Unimplemented for valid archives outside this path
-// (compressed records, more than one storage, quantized tensors): read
-// those with ReadTensorRecord.
+// unpickler (TorchScript types only, nothing executed), or for a
+// _rebuild_tensor_v3 record by dcplan's restricted one (any global but
+// _rebuild_tensor_v3, torch.storage.UntypedStorage, collections.OrderedDict
+// and torch.<dtype> is refused by name), and its CRC-32 checked; the view is
+// checked to lie inside the storage and the storage record to have the size
+// the pickle gives it (overflow-checked). Errors: DataLoss for malformed
+// archives, pickles that are not one CPU tensor, storage records that do not
+// match; Unimplemented for valid archives outside this path (compressed
+// records, more than one storage, quantized tensors: read those with
+// ReadTensorRecord; a big-endian v3 record; a v3 dtype this LibTorch lacks,
+// naming the dtype, which ReadTensorRecord refuses too).
 absl::StatusOr<TensorRecordLayout> ReadTensorRecordLayout(const RecordSource& source);
 
 }  // namespace dcplan

@@ -1,7 +1,6 @@
 // Interop: what WriteMetadataPickle writes loads with CPython's plain
-// `pickle.load` into PyTorch's classes (stand-ins with the same module paths,
-// real torch.Size/dtypes/layouts) with the exact field types, order and values
-// (testdata/check_metadata.py). Needs /usr/bin/python3 with python3-torch.
+// `pickle.load` into PyTorch 2.13's own DCP classes (the venv's Python) with
+// the exact field types, order and values (testdata/check_metadata.py).
 #include <sys/wait.h>
 
 #include <cstdlib>
@@ -15,6 +14,7 @@
 #include "api/pickle/test_util.h"
 #include "engine/metadata.h"
 #include "gtest/gtest.h"
+#include "testing/test_files.h"
 
 namespace dcplan {
 namespace {
@@ -29,7 +29,8 @@ struct PythonResult {
 // Runs check_metadata.py with `args` (paths without quotes or spaces).
 PythonResult RunCheck(const std::vector<std::string>& args) {
   const std::string output_path = TempPath("check_metadata.out");
-  std::string command = absl::StrCat("/usr/bin/python3 ", RunfilePath("api/pickle/testdata/check_metadata.py"));
+  std::string command =
+      absl::StrCat(test_files::VenvPython(), " ", RunfilePath("api/pickle/testdata/check_metadata.py"));
   for (const std::string& arg : args) absl::StrAppend(&command, " '", arg, "'");
   absl::StrAppend(&command, " >'", output_path, "' 2>&1");
   const int status = std::system(command.c_str());

@@ -96,4 +96,21 @@ std::optional<AllowedGlobal> ResolveGlobal(absl::string_view module, absl::strin
   return std::nullopt;
 }
 
+std::optional<AllowedGlobal> ResolveTensorRecordGlobal(absl::string_view module, absl::string_view name) {
+  constexpr Entry kTensorRecordEntries[] = {
+      {"torch._utils", "_rebuild_tensor_v3", GlobalKind::kRebuildTensorV3},
+      {"torch.storage", "UntypedStorage", GlobalKind::kUntypedStorage},
+      {"collections", "OrderedDict", GlobalKind::kOrderedDict},
+  };
+  for (const Entry& entry : kTensorRecordEntries) {
+    if (entry.module == module && entry.name == name) {
+      return AllowedGlobal{entry.kind, 0, absl::StrCat(module, ".", name)};
+    }
+  }
+  if (module != "torch") return std::nullopt;
+  std::optional<AllowedGlobal> attribute = ResolveTorchAttribute(name);
+  if (!attribute || attribute->kind != GlobalKind::kDType) return std::nullopt;
+  return attribute;
+}
+
 }  // namespace dcplan::pickle

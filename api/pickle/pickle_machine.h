@@ -23,7 +23,7 @@ namespace dcplan::pickle {
 // The virtual machine. One instance runs one pickle.
 class Machine {
  public:
-  explicit Machine(absl::string_view input) : input_(input) {}
+  Machine(absl::string_view input, PickleVocabulary vocabulary) : input_(input), vocabulary_(vocabulary) {}
 
   absl::StatusOr<PickleDocument> Run();
 
@@ -122,10 +122,12 @@ class Machine {
   absl::Status Reduce();
   absl::Status ReduceGetattr(const Value& args);
   absl::Status Build();
+  absl::Status PersistentId();
   absl::Status Memo(uint64_t index);
   absl::Status Get(uint64_t index);
 
   absl::string_view input_;
+  PickleVocabulary vocabulary_;
   size_t pos_ = 0;
   size_t op_offset_ = 0;
   PickleDocument doc_;

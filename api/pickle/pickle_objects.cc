@@ -116,7 +116,9 @@ absl::Status Machine::MakeDict() {
 }
 
 absl::Status Machine::PushGlobal(absl::string_view module, absl::string_view name) {
-  std::optional<AllowedGlobal> allowed = ResolveGlobal(module, name);
+  std::optional<AllowedGlobal> allowed = vocabulary_ == PickleVocabulary::kTensorRecord
+                                             ? ResolveTensorRecordGlobal(module, name)
+                                             : ResolveGlobal(module, name);
   if (!allowed) return Error(absl::StrCat("global ", Quote(absl::StrCat(module, ".", name)), " is not allowed"));
   Value* value = New(ValueKind::kGlobal);
   value->global = allowed->kind;
@@ -173,6 +175,7 @@ absl::Status Machine::Reduce() {
       if (!(*args)->items.empty()) return Error("collections.OrderedDict with arguments is not supported");
       Push(New(ValueKind::kDict));
       return absl::OkStatus();
+    case GlobalKind::kRebuildTensorV3:
     case GlobalKind::kTorchSize:
     case GlobalKind::kGetLayout:
     case GlobalKind::kMemFormatEncoding:
@@ -216,6 +219,20 @@ absl::Status Machine::ReduceGetattr(const Value& args) {
   object->text = args.items[0]->text;
   doc_.Append(object->items, value);
   object->depth = 2;
+  Push(object);
+  return absl::OkStatus();
+}
+
+// BINPERSID: torch.save refers to each storage by a persistent id, which
+// the reader of the document resolves; here it is only recorded.
+absl::Status Machine::PersistentId() {
+  absl::StatusOr<Value*> id = Pop();
+  if (!id.ok()) return id.status();
+  Value* object = New(ValueKind::kObject);
+  object->global = GlobalKind::kPersistentId;
+  object->text = "persistent id";
+  if (absl::Status s = Adopt(object, *id); !s.ok()) return s;
+  doc_.Append(object->items, *id);
   Push(object);
   return absl::OkStatus();
 }

@@ -237,6 +237,9 @@ absl::Status Machine::Step(uint8_t op, bool* stop) {
     case kNewObj: return NewObj();
     case kReduce: return Reduce();
     case kBuild: return Build();
+    case kBinPersId:
+      if (vocabulary_ != PickleVocabulary::kTensorRecord) return Error("unsupported opcode 0x51");
+      return PersistentId();
     case kMemoize: return Memo(memo_size_);
     case kBinPut:
     case kLongBinPut: {
@@ -338,12 +341,12 @@ absl::Status Machine::Get(uint64_t index) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<PickleDocument> Unpickle(absl::string_view bytes) {
+absl::StatusOr<PickleDocument> Unpickle(absl::string_view bytes, PickleVocabulary vocabulary) {
   if (bytes.size() > kMaxInputBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("pickle: ", bytes.size(), " bytes is more than the ", kMaxInputBytes, " this reader accepts"));
   }
-  return Machine(bytes).Run();
+  return Machine(bytes, vocabulary).Run();
 }
 
 }  // namespace dcplan::pickle

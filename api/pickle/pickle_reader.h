@@ -36,6 +36,12 @@
 //     the pickles CPython writes for acyclic data, and rules out cycles;
 //   - memo indices, MARKs and stack underflow are checked;
 //   - no exceptions, no aborts, no recursion over the input.
+//
+// A second vocabulary (PickleVocabulary::kTensorRecord) reads the data.pkl of
+// a torch.save'd tensor rebuilt by torch._utils._rebuild_tensor_v3: it
+// allows BINPERSID (the storage's persistent id) and exactly the globals a
+// weights_only load needs for such a record (api/pickle/tensor_v3_pickle.h
+// interprets the result).
 
 #include <cstddef>
 #include <cstdint>
@@ -77,9 +83,21 @@ enum class GlobalKind : uint8_t {
   kPosixPath,          // pathlib (Pure)PosixPath / Path and pathlib._local variants
   kWindowsPath,        // pathlib (Pure)WindowsPath and pathlib._local variants
   kOrderedDict,        // collections.OrderedDict() -> an empty dict
+  kRebuildTensorV3,    // torch._utils._rebuild_tensor_v3(...) (tensor records only)
+  // A storage's persistent id (tensor records only): an object whose one
+  // item is the id BINPERSID popped.
+  kPersistentId,
   // Plain values.
   kDType,   // torch.<dtype>: Value::integer holds the dcplan::DType
   kLayout,  // torch.<layout>: Value::integer holds the dcplan::Layout
+  kUntypedStorage,  // torch.storage.UntypedStorage (tensor records only)
+};
+
+// Which pickles Unpickle() reads: which globals it allows, and whether
+// persistent ids are allowed.
+enum class PickleVocabulary : uint8_t {
+  kCheckpointMetadata,  // DCP's .metadata (spec/format.md §5); no persistent ids
+  kTensorRecord,        // the data.pkl of a _rebuild_tensor_v3 tensor record
 };
 
 enum class ValueKind : uint8_t {
@@ -211,7 +229,8 @@ class PickleDocument {
 // `bytes`, which must outlive it. Errors are InvalidArgument, start with "pickle: " and give the byte
 // offset of the offending opcode, e.g.
 //   "pickle: global 'os.system' is not allowed (offset 2)".
-absl::StatusOr<PickleDocument> Unpickle(absl::string_view bytes);
+absl::StatusOr<PickleDocument> Unpickle(absl::string_view bytes,
+                                        PickleVocabulary vocabulary = PickleVocabulary::kCheckpointMetadata);
 
 }  // namespace dcplan::pickle
 

@@ -1,13 +1,13 @@
-#!/usr/bin/env python3
 """Checks a dcplan checkpoint the way PyTorch's FileSystemReader reads it.
 
 usage: check_checkpoint.py CHECK_METADATA_PY CHECKPOINT_DIR EXPECTED_JSON
 
-CHECK_METADATA_PY is api/pickle/testdata/check_metadata.py: importing it
-registers stand-ins for DCP's classes under PyTorch's module paths (this
-machine's torch 1.13 has no torch.distributed.checkpoint). Then:
+Run with PyTorch 2.13 (tools/setup's venv). CHECK_METADATA_PY is
+api/pickle/testdata/check_metadata.py (its checks over PyTorch's own DCP
+classes). Then:
   - `.metadata` must unpickle with plain `pickle.load` and pass its strict
-    type checks (canonical(..., strict=True));
+    type checks (canonical(..., strict=True)), and PyTorch's own
+    FileSystemReader.read_metadata must read the same metadata;
   - every storage_data entry must lie inside its data file;
   - every tensor item's (offset, length) slice must load with
     torch.load(weights_only=True), as the DCP reader loads it, with the dtype
@@ -29,6 +29,7 @@ import pickle
 import sys
 
 import torch
+import torch.distributed.checkpoint as dcp
 
 
 def load_module(path):
@@ -57,7 +58,14 @@ def main(argv):
     with open(os.path.join(directory, ".metadata"), "rb") as f:
         md = pickle.load(f)
     try:
-        check_metadata.canonical(md, strict=True)
+        ours = check_metadata.canonical(md, strict=True)
+        theirs = check_metadata.canonical(dcp.FileSystemReader(directory).read_metadata(), strict=True)
+        # The reader stamps its own load_id into storage_meta.
+        for canonical_form in (ours, theirs):
+            if canonical_form["storage_meta"] is not None:
+                canonical_form["storage_meta"]["load_id"] = None
+        if theirs != ours:
+            problems.append("metadata: FileSystemReader.read_metadata reads %r, pickle.load %r" % (theirs, ours))
     except check_metadata.Mismatch as e:
         problems.append("metadata: %s" % e)
 

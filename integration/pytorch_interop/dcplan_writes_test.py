@@ -7,13 +7,18 @@ shards, replicated tensors deduplicated, non-tensor values); PyTorch's
 dcp.load reads it into DTensor-sharded state dicts on 1, 3 and 4 gloo ranks
 (interop_worker.py), bitwise; format_utils.dcp_to_torch_save of it equals
 `dcplan convert`'s output, both loaded with torch.load, and the reference.
+The dtypes PyTorch 2.x added (uint16/32/64, float8), saved by dcplan from 4
+ranks, load bitwise with dcp.load and convert like dcp_to_torch_save.
 """
 
+import json
 import os
 import sys
 import tempfile
+import warnings
 
 import torch
+import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -74,15 +79,51 @@ def compare_trees(what, expected, actual):
         common.fail("%s: %r, expected %r" % (what, actual, expected))
 
 
+def convert_like_dcp_to_torch_save(checkpoint, directory, weights_only):
+    """`dcplan convert` of `checkpoint` must load (torch.load) equal to dcp_to_torch_save's; returns that."""
+    theirs, ours = os.path.join(directory, "dcp_to_torch_save.pt"), os.path.join(directory, "dcplan_convert.pt")
+    dcp_to_torch_save(checkpoint, theirs)
+    common.run([DCPLAN, "convert", checkpoint, ours], "dcplan convert of " + checkpoint)
+    converted = torch.load(theirs, weights_only=weights_only)
+    compare_trees("dcplan convert vs dcp_to_torch_save", converted, torch.load(ours, weights_only=weights_only))
+    return converted
+
+
 def torch_save_parity():
-    theirs, ours = os.path.join(WORK, "dcp_to_torch_save.pt"), os.path.join(WORK, "dcplan_convert.pt")
-    dcp_to_torch_save(CHECKPOINT, theirs)
-    common.run([DCPLAN, "convert", CHECKPOINT, ours], "dcplan convert")
-    a = torch.load(theirs, weights_only=False)
-    b = torch.load(ours, weights_only=False)
-    compare_trees("dcplan convert vs dcp_to_torch_save", a, b)
-    compare_trees("dcp_to_torch_save vs the reference", common.flatten(common.reference_state()), common.flatten(a))
+    converted = convert_like_dcp_to_torch_save(CHECKPOINT, WORK, weights_only=False)
+    compare_trees("dcp_to_torch_save vs the reference", common.flatten(common.reference_state()),
+                  common.flatten(converted))
     return "equal, and equal to the reference state"
+
+
+def new_dtypes():
+    state = common.new_dtype_state()
+    case = os.path.join(WORK, "new_dtypes")
+    os.makedirs(case)
+    checkpoint = os.path.join(case, "ckpt")
+    spec_path = os.path.join(case, "spec.json")
+    common.write_spec(spec_path, case, SAVE_WORLD, state, {},
+                      lambda fqn, t: common.shard_on_dim(list(t.shape), SAVE_WORLD, 0))
+    names = sorted(common.dtype_name(t.dtype) for t in state.values())
+    supported = set(json.loads(common.run([HELPER, "dtypes"], "interop_helper dtypes").stdout))
+    missing = [n for n in names if n not in supported]
+    if missing:
+        # LibTorch 1.13: the helper cannot even hold such tensors; it says which.
+        proc = common.run([HELPER, "save", spec_path, checkpoint], "dcplan save of the 2.x dtypes", expect_rc=1)
+        if "dtype %s" % missing[0] not in proc.stdout:
+            common.fail("the refusal does not name dtype %s:\n%s" % (missing[0], proc.stdout))
+        return "this LibTorch lacks %s: refused by name" % ", ".join(missing)
+    common.run([HELPER, "save", spec_path, checkpoint], "dcplan save of the 2.x dtypes on %d ranks" % SAVE_WORLD)
+    loaded = {fqn: torch.empty_like(t) for fqn, t in state.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "assuming the intent is to load in a single process"
+        dcp.load(loaded, checkpoint_id=checkpoint)
+    for fqn, want in state.items():
+        common.compare_bitwise("dcp.load of %s" % fqn, want, loaded[fqn])
+    converted = convert_like_dcp_to_torch_save(checkpoint, case, weights_only=True)
+    compare_trees("the converted 2.x dtypes vs the saved state", state, converted)
+    return "%s: dcp.load bitwise; dcplan convert == dcp_to_torch_save under torch.load(weights_only=True)" % (
+        ", ".join(names))
 
 
 if __name__ == "__main__":
@@ -92,4 +133,5 @@ if __name__ == "__main__":
         ("PyTorch dcp.load, 3 gloo ranks, DTensor", pytorch_load(3)),
         ("PyTorch dcp.load, 4 gloo ranks, DTensor 1-D and 2-D meshes", pytorch_load(4)),
         ("format_utils.dcp_to_torch_save == dcplan convert", torch_save_parity),
+        ("dcplan saves the 2.x dtypes on 4 ranks -> dcp.load, convert", new_dtypes),
     ]))

@@ -72,7 +72,7 @@ def reference_state(seed=1234):
 
 
 def new_dtype_state(seed=99):
-    """Tensors of the dtypes PyTorch 2.x added (unsigned 16/32/64, float8)."""
+    """Tensors of the dtypes PyTorch 2.x added (unsigned 16/32/64, the float8 kinds), one of them a view."""
     g = torch.Generator().manual_seed(seed)
     return {
         "u16": torch.randint(0, 65535, (7,), generator=g).to(torch.uint16),
@@ -80,7 +80,15 @@ def new_dtype_state(seed=99):
         "u64": torch.randint(0, 2**62, (3,), generator=g).to(torch.uint64),
         "f8e4m3": torch.randn(4, 2, generator=g).to(torch.float8_e4m3fn),
         "f8e5m2": torch.randn(5, generator=g).to(torch.float8_e5m2),
+        "f8e4m3fnuz": torch.randn(6, 3, generator=g).to(torch.float8_e4m3fnuz).t(),
+        "f8e5m2fnuz": torch.randn(9, generator=g).to(torch.float8_e5m2fnuz),
     }
+
+
+def dim0_shard(tensor, rank, world_size):
+    """This rank's Shard(0) piece of `tensor` (torch.chunk's split, as DTensor makes it)."""
+    start, length = even_chunks(tensor.shape[0], world_size)[rank]
+    return tensor.narrow(0, start, length)
 
 
 def flatten(tree, prefix=""):

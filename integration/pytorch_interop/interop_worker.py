@@ -1,6 +1,7 @@
 """One PyTorch rank of an interop case (started by interop_common.launch_ranks).
 
 usage: interop_worker.py save DIR           DTensor-shard the reference state and dcp.save it
+       interop_worker.py save_new_dtypes DIR   dcp.save the 2.x-dtype state as Shard(0) DTensors
        interop_worker.py load DIR [zstd]    dcp.load DIR into DTensor-sharded zero state, compare
 
 RANK, WORLD_SIZE and DCPLAN_STORE (a FileStore path) come from the environment.
@@ -74,6 +75,16 @@ def save(directory):
     dcp.save(map_tree(common.reference_state(), shard), checkpoint_id=directory)
 
 
+def save_new_dtypes(directory):
+    """Each rank builds its Shard(0) piece itself: gloo has no collectives for uint16/32/64 or float8."""
+    rank, world_size = dist.get_rank(), dist.get_world_size()
+    mesh = init_device_mesh("cpu", (world_size,))
+    state = {fqn: DTensor.from_local(common.dim0_shard(t, rank, world_size).contiguous(), mesh, [Shard(0)],
+                                     run_check=False, shape=t.shape, stride=t.contiguous().stride())
+             for fqn, t in common.new_dtype_state().items()}
+    dcp.save(state, checkpoint_id=directory)
+
+
 def load(directory, *_):
     rank, world_size = dist.get_rank(), dist.get_world_size()
     mesh = meshes(world_size)
@@ -110,7 +121,7 @@ def main(argv):
     dist.init_process_group("gloo", init_method="file://" + os.environ["DCPLAN_STORE"],
                             rank=int(os.environ["RANK"]), world_size=int(os.environ["WORLD_SIZE"]))
     try:
-        {"save": save, "load": load}[argv[1]](*argv[2:])
+        {"save": save, "save_new_dtypes": save_new_dtypes, "load": load}[argv[1]](*argv[2:])
     except common.Failure as e:
         print("FAIL: %s" % e)
         return 1

@@ -107,13 +107,19 @@ def new_dtypes():
     missing = sorted(common.dtype_name(t.dtype) for t in state.values()
                      if common.dtype_name(t.dtype) not in supported)
     if not missing:
-        # LibTorch 2.x has these dtypes, but torch.save writes them with
-        # torch._utils._rebuild_tensor_v3, which LibTorch's C++ unpickler does
-        # not know: dcplan refuses such records by name (a known gap, README).
-        proc = common.run([DCPLAN, "verify", directory], "dcplan verify of new dtypes", expect_rc=1)
-        if "_rebuild_tensor_v3" not in proc.stdout:
-            common.fail("dcplan verify does not name _rebuild_tensor_v3:\n%s" % proc.stdout)
-        return "records of %d tensors refused by name (_rebuild_tensor_v3)" % len(state)
+        # torch.save writes these with torch._utils._rebuild_tensor_v3, which
+        # LibTorch's C++ unpickler does not know: dcplan's own restricted
+        # unpickler reads them. Unsharded (1 process) and Shard(0) DTensors
+        # from 4 gloo ranks, each loaded onto other shardings, bitwise.
+        n = load_with_dcplan(directory, state, 3, last_dim_shards(3), "new_dtypes_3ranks")
+        n += load_with_dcplan(directory, state, 2, whole_on_every_rank(2), "new_dtypes_whole")
+        sharded = os.path.join(WORK, "new_dtypes_dtensor4")
+        common.launch_ranks(4, ["save_new_dtypes", sharded], "dcp.save of 2.x-dtype DTensors")
+        n += load_with_dcplan(sharded, state, 3, last_dim_shards(3), "new_dtypes_dtensor4_3ranks")
+        n += load_with_dcplan(sharded, state, 1, whole_on_every_rank(1), "new_dtypes_dtensor4_whole")
+        return "%d shards of %s bitwise (1-process and 4-rank DTensor checkpoints); %s; %s" % (
+            n, ", ".join(sorted(common.dtype_name(t.dtype) for t in state.values())),
+            verify(directory, "new dtypes"), verify(sharded, "new dtypes from 4 ranks"))
     # This LibTorch lacks them: verify must refuse each one by name, and say why.
     proc = common.run([DCPLAN, "verify", directory], "dcplan verify of new dtypes", expect_rc=1)
     for name in missing:
@@ -181,6 +187,6 @@ if __name__ == "__main__":
         ("PyTorch dcp.save, 1 process -> dcplan load + verify", single_process),
         ("PyTorch 2.13 format records", format_records),
         ("PyTorch dcp.save, 4 gloo ranks, DTensor 1-D/2-D meshes -> dcplan load + verify", four_ranks_dtensor),
-        ("PyTorch 2.x dtypes (uint16/32/64, float8)", new_dtypes),
+        ("PyTorch 2.x dtypes (uint16/32/64, float8) -> dcplan load + verify", new_dtypes),
         ("zstd stream transform", zstd_transform),
     ]))

@@ -92,6 +92,8 @@ absl::StatusOr<c10::ScalarType> ScalarTypeOfStorageClass(absl::string_view modul
       if (c.name == name) return c.dtype;
     }
   }
+  // An untyped storage counts bytes (torch.save's _rebuild_tensor_v3 names the dtype).
+  if (module == "torch.storage" && name == "UntypedStorage") return c10::kByte;
   return absl::UnimplementedError(absl::StrCat("storage class ", module, ".", name, " is not supported"));
 }
 

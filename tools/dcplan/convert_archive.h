@@ -32,7 +32,8 @@ namespace dcplan::tools::convert {
 // The storage class torch.save names for `dtype` ("FloatStorage" in module
 // "torch"); error for dtypes without a legacy storage class.
 absl::StatusOr<std::string> StorageClassName(c10::ScalarType dtype);
-// The dtype of storage class `module`.`name`; error for other classes.
+// The dtype of storage class `module`.`name` (torch.storage.UntypedStorage:
+// uint8, its numel counts bytes); error for other classes.
 absl::StatusOr<c10::ScalarType> ScalarTypeOfStorageClass(absl::string_view module, absl::string_view name);
 
 // Receives consecutive bytes of an archive.

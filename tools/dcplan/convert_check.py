@@ -1,9 +1,14 @@
-#!/usr/bin/env python3
 """Loads a torch.save file written by `dcplan convert` with Python's torch.load.
 
 usage: convert_check.py FILE.pt [EXPECTED_TXT]
        convert_check.py --write-sample OUT.pt
-       convert_check.py --compare ORIGINAL.pt CONVERTED.pt
+       convert_check.py --write-new-dtypes OUT.pt
+       convert_check.py --compare [--weights-only] ORIGINAL.pt CONVERTED.pt
+
+Run with PyTorch 2.13 (tools/setup's venv). Files are read with
+torch.load(weights_only=False) (values dcplan keeps from LibTorch's pickler
+use torch.jit._pickle.build_*list, which weights_only refuses; README), and
+with --weights-only the way PyTorch's DCP reader reads tensor items.
 
 Prints the loaded state dict flattened the way DCP flattens it, one line per
 value, in the fixtures' expected.txt format (api/testdata/fixtures/README.md):
@@ -18,6 +23,9 @@ OrderedDict state dict with _metadata, an optimizer state dict with int keys,
 tied and strided tensors sharing a storage, bytes, a set, a big int, NaN, a
 tuple holding a tensor). --compare checks that CONVERTED holds the same values
 as ORIGINAL, int dict keys read as strings (what DCP flattening keeps).
+--write-new-dtypes saves tensors of the dtypes PyTorch 2.x added (uint16/32/64,
+the float8 kinds; one a strided view with a storage offset), which torch.save
+writes with torch._utils._rebuild_tensor_v3.
 """
 
 import hashlib
@@ -80,6 +88,24 @@ def write_sample(path):
     return 0
 
 
+def write_new_dtypes(path):
+    g = torch.Generator().manual_seed(3)
+    f8 = torch.randn(24, generator=g).to(torch.float8_e5m2)
+    torch.save({
+        "u16": torch.randint(0, 65535, (3, 4), generator=g).to(torch.uint16),
+        "u32": torch.randint(0, 2**31 - 1, (5,), generator=g).to(torch.uint32),
+        "u64": torch.randint(0, 2**62, (2, 2), generator=g).to(torch.uint64),
+        "f8": {
+            "e4m3fn": torch.randn(4, 3, generator=g).to(torch.float8_e4m3fn),
+            "e5m2_view": f8[3::4],
+            "e4m3fnuz": torch.randn(7, generator=g).to(torch.float8_e4m3fnuz),
+            "e5m2fnuz": torch.randn(2, 3, generator=g).to(torch.float8_e5m2fnuz).t(),
+        },
+        "plain": torch.arange(4, dtype=torch.int32),
+    }, path)
+    return 0
+
+
 def as_bytes(tensor):
     """The tensor's elements as raw bytes (bitwise comparison, NaNs included)."""
     return tensor.detach().contiguous().reshape(-1).view(torch.uint8)
@@ -113,16 +139,20 @@ def same(x, y, path, problems):
 def main(argv):
     if len(argv) == 3 and argv[1] == "--write-sample":
         return write_sample(argv[2])
-    if len(argv) == 4 and argv[1] == "--compare":
+    if len(argv) == 3 and argv[1] == "--write-new-dtypes":
+        return write_new_dtypes(argv[2])
+    if argv[1:2] == ["--compare"] and len(argv) in (4, 5) and (len(argv) == 4 or argv[2] == "--weights-only"):
+        weights_only = len(argv) == 5
         problems = []
-        same(torch.load(argv[2]), torch.load(argv[3]), "", problems)
+        same(torch.load(argv[-2], weights_only=weights_only), torch.load(argv[-1], weights_only=weights_only), "",
+             problems)
         for problem in problems:
             sys.stderr.write(problem + "\n")
         return 1 if problems else 0
     if len(argv) not in (2, 3):
         sys.stderr.write(__doc__)
         return 2
-    state = torch.load(argv[1])
+    state = torch.load(argv[1], weights_only=False)
     if not isinstance(state, dict):
         sys.stderr.write("the file holds a %s, not a dict\n" % type(state).__name__)
         return 1

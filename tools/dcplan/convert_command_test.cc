@@ -20,6 +20,7 @@
 #include "api/coordinator.h"
 #include "api/filesystem.h"
 #include "api/planners.h"
+#include "api/internal/torch_compat.h"
 #include "api/state_dict.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -58,7 +59,7 @@ CommandRun Convert(std::vector<std::string> args) {
 // standard output (value and container lines).
 std::pair<int, std::string> PythonCheck(const std::string& pt, const std::string& expected = "") {
   const std::string output = TempPath("python_output");
-  const std::string command = absl::StrCat("/usr/bin/python3 '", test_files::RunfilePath("tools/dcplan/convert_check.py"), "' '", pt,
+  const std::string command = absl::StrCat(test_files::VenvPython(), " '", test_files::RunfilePath("tools/dcplan/convert_check.py"), "' '", pt,
                                            "' ", expected.empty() ? "" : "'" + expected + "'", " >'", output,
                                            "' 2>&1");
   const int status = std::system(command.c_str());
@@ -235,7 +236,7 @@ TEST(ConvertTest, DcplanCheckpointRoundTrip) {
 
 int Python(const std::string& arguments) {
   const std::string log = TempPath("python_log");
-  const std::string command = absl::StrCat("/usr/bin/python3 '", test_files::RunfilePath("tools/dcplan/convert_check.py"), "' ",
+  const std::string command = absl::StrCat(test_files::VenvPython(), " '", test_files::RunfilePath("tools/dcplan/convert_check.py"), "' ",
                                            arguments, " >'", log, "' 2>&1");
   const int status = std::system(command.c_str());
   const int code = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -261,6 +262,42 @@ TEST(ConvertTest, PythonWrittenFileRoundTrips) {
                           "tied.rows", "blob", "pair", "set", "big"}) {
     EXPECT_THAT(keys, ::testing::Contains(key));
   }
+}
+
+// The dtypes PyTorch 2.x added, which torch.save writes with
+// _rebuild_tensor_v3 over an untyped storage: converted both ways, bitwise
+// (PyTorch's torch.load(weights_only=True) compares the original and the
+// round trip); LibTorch 1.13 lacks them and refuses each by key and dtype.
+TEST(ConvertTest, TheDTypesOfPyTorch2RoundTripBitwise) {
+  const std::string original = TempPath("new_dtypes.pt");
+  ASSERT_EQ(Python(absl::StrCat("--write-new-dtypes '", original, "'")), 0);
+  const std::string dir = TempPath("new_dtypes_dcp");
+  CommandRun run = Convert({original, dir});
+#if DCPLAN_TORCH_HAS_FLOAT8_AND_WIDE_UNSIGNED
+  ASSERT_EQ(run.status, 0) << run.err;
+  const FlatStateDict<StateValue> loaded = LoadAll(dir);
+  const std::vector<std::pair<std::string, c10::ScalarType>> expected = {
+      {"u16", c10::kUInt16},           {"u32", c10::kUInt32},
+      {"u64", c10::kUInt64},           {"f8.e4m3fn", c10::kFloat8_e4m3fn},
+      {"f8.e5m2_view", c10::kFloat8_e5m2}, {"f8.e4m3fnuz", c10::kFloat8_e4m3fnuz},
+      {"f8.e5m2fnuz", c10::kFloat8_e5m2fnuz}, {"plain", c10::kInt}};
+  for (const auto& [key, dtype] : expected) {
+    const StateDict* value = loaded.values.Find(key);
+    ASSERT_NE(value, nullptr) << key;
+    ASSERT_TRUE(value->is_leaf()) << key;
+    const at::Tensor* tensor = PlainTensorOf(*value->leaf());
+    ASSERT_NE(tensor, nullptr) << key;
+    EXPECT_EQ(tensor->scalar_type(), dtype) << key;
+  }
+  const std::string back = TempPath("new_dtypes_back.pt");
+  run = Convert({dir, back});
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(Python(absl::StrCat("--compare --weights-only '", original, "' '", back, "'")), 0);
+#else
+  EXPECT_NE(run.status, 0);
+  EXPECT_THAT(run.err, HasSubstr("u16"));
+  EXPECT_THAT(run.err, HasSubstr("dtype uint16 is not supported by this LibTorch"));
+#endif
 }
 
 // --- --keys ------------------------------------------------------------------------

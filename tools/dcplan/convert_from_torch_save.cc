@@ -14,8 +14,11 @@
 #include "api/checkpoint.h"
 #include "api/coordinator.h"
 #include "api/filesystem.h"
+#include "api/dtype_conversion.h"
+#include "api/internal/status_macros.h"
 #include "api/pickle/weights_only.h"
 #include "api/state_dict.h"
+#include "engine/dtype.h"
 #include "engine/flatten.h"
 #include "tools/dcplan/convert_archive.h"
 #include "tools/dcplan/convert_keys.h"
@@ -39,14 +42,57 @@ const PyNode* CallArguments(const PyNode& node, absl::string_view module, absl::
   return node.items[1];
 }
 
-bool IsTensorNode(const PyNode& node) {
+// The arguments of a tensor rebuilt over a storage: _rebuild_tensor_v2 (a
+// typed storage; its dtype), or _rebuild_tensor_v3 (an untyped storage of
+// bytes; the dtype is the 7th argument, a torch.<dtype> global), which
+// torch.save uses for dtypes without a legacy storage class (uint16/32/64,
+// float8). Null for anything else.
+const PyNode* TensorRebuildArguments(const PyNode& node, bool* untyped) {
   if (const PyNode* args = CallArguments(node, "torch._utils", "_rebuild_tensor_v2")) {
-    return args->items.size() >= 6 && args->items[0]->kind == PyKind::kStorage;
+    *untyped = false;
+    return args->items.size() >= 6 && args->items[0]->kind == PyKind::kStorage ? args : nullptr;
   }
+  if (const PyNode* args = CallArguments(node, "torch._utils", "_rebuild_tensor_v3")) {
+    *untyped = true;
+    const bool valid = args->items.size() >= 7 && args->items[0]->kind == PyKind::kStorage &&
+                       args->items[6]->kind == PyKind::kGlobal && args->items[6]->module == "torch";
+    return valid ? args : nullptr;
+  }
+  return nullptr;
+}
+
+bool IsTensorNode(const PyNode& node) {
+  bool untyped = false;
+  if (TensorRebuildArguments(node, &untyped) != nullptr) return true;
   if (const PyNode* args = CallArguments(node, "torch._utils", "_rebuild_parameter")) {
     return !args->items.empty() && IsTensorNode(*args->items[0]);
   }
   return false;
+}
+
+// The scalar type a tensor rebuild call builds, and its storage's size in
+// elements of that type.
+absl::Status RebuiltScalarType(const PyNode* dtype_global, const MappedStorage& storage, c10::ScalarType* dtype,
+                               int64_t* storage_numel) {
+  if (dtype_global == nullptr) {
+    *dtype = storage.dtype;
+    *storage_numel = storage.numel;
+    return absl::OkStatus();
+  }
+  const std::string& name = dtype_global->name;
+  absl::StatusOr<DType> parsed = ParseDType(name);
+  if (!parsed.ok()) return absl::InvalidArgumentError(absl::StrCat("_rebuild_tensor_v3 of unknown dtype torch.", name));
+  // LibTorch 1.13 lacks uint16/32/64 and float8: Unimplemented, naming the dtype.
+  absl::StatusOr<c10::ScalarType> scalar_type = ScalarTypeFromDType(*parsed);
+  if (!scalar_type.ok()) return scalar_type.status();
+  const int64_t element_size = static_cast<int64_t>(c10::elementSize(*scalar_type));
+  if (storage.numel % element_size != 0) {
+    return absl::DataLossError(absl::StrCat("an untyped storage of ", storage.numel, " bytes is no whole number of ",
+                                            name, " elements"));
+  }
+  *dtype = *scalar_type;
+  *storage_numel = storage.numel / element_size;
+  return absl::OkStatus();
 }
 
 // A dict, or an OrderedDict (whose attributes, e.g. a module state dict's
@@ -131,19 +177,28 @@ class Converter {
   // A tensor viewing its storage record in the mapped file.
   absl::StatusOr<at::Tensor> Tensor(const PyNode& node) {
     if (const PyNode* args = CallArguments(node, "torch._utils", "_rebuild_parameter")) return Tensor(*args->items[0]);
-    const std::vector<const PyNode*>& args = CallArguments(node, "torch._utils", "_rebuild_tensor_v2")->items;
+    bool untyped = false;
+    const std::vector<const PyNode*>& args = TensorRebuildArguments(node, &untyped)->items;
     const MappedStorage& storage = storages_[static_cast<size_t>(args[0]->source)];
     if (args[1]->kind != PyKind::kInt || args[2]->kind != PyKind::kTuple || args[3]->kind != PyKind::kTuple ||
         args[2]->items.size() != args[3]->items.size()) {
-      return absl::InvalidArgumentError("malformed _rebuild_tensor_v2 arguments");
+      return absl::InvalidArgumentError("malformed tensor rebuild arguments");
     }
-    if (args.size() > 6 && !(args[6]->kind == PyKind::kDict && args[6]->entries.empty())) {
+    const size_t metadata = untyped ? 7 : 6;
+    if (args.size() > metadata && !(args[metadata]->kind == PyKind::kDict && args[metadata]->entries.empty()) &&
+        args[metadata]->kind != PyKind::kNone) {
       return absl::UnimplementedError("tensors with extra metadata (conjugate or negative bits) are not supported");
     }
+    c10::ScalarType dtype;
+    int64_t storage_numel = 0;
+    DCPLAN_RETURN_IF_ERROR(RebuiltScalarType(untyped ? args[6] : nullptr, storage, &dtype, &storage_numel));
     std::vector<int64_t> sizes;
     std::vector<int64_t> strides;
+    // Each dimension's reach is compared with the storage before it is
+    // added, so the sum cannot overflow.
     __int128 last = args[1]->integer;
     bool empty = false;
+    bool beyond = false;
     for (size_t d = 0; d < args[2]->items.size(); ++d) {
       const PyNode* size = args[2]->items[d];
       const PyNode* stride = args[3]->items[d];
@@ -153,20 +208,22 @@ class Converter {
       sizes.push_back(size->integer);
       strides.push_back(stride->integer);
       if (size->integer == 0) empty = true;
-      last += static_cast<__int128>(size->integer - 1) * stride->integer;
+      const __int128 reach = static_cast<__int128>(size->integer - 1) * stride->integer;
+      if (reach >= storage_numel) beyond = true;
+      if (!beyond) last += reach;
     }
-    if (args[1]->integer < 0 || (!empty && last >= storage.numel)) {
-      return absl::DataLossError(absl::StrCat("the tensor lies outside its storage of ", storage.numel, " elements"));
+    if (args[1]->integer < 0 || (!empty && (beyond || last >= storage_numel))) {
+      return absl::DataLossError(absl::StrCat("the tensor lies outside its storage of ", storage_numel, " elements"));
     }
-    const size_t element_size = c10::elementSize(storage.dtype);
-    const auto options = at::TensorOptions().dtype(storage.dtype).device(c10::kCPU);
+    const size_t element_size = c10::elementSize(dtype);
+    const auto options = at::TensorOptions().dtype(dtype).device(c10::kCPU);
     try {
       char* data = const_cast<char*>(storage.data) + args[1]->integer * static_cast<int64_t>(element_size);
       if (empty) return at::empty(sizes, options);
       if (reinterpret_cast<uintptr_t>(data) % element_size != 0) {
         // Not aligned for its dtype: copy the storage (memcpy does not mind).
-        at::Tensor copy = at::empty({storage.numel}, options);
-        std::memcpy(copy.data_ptr(), storage.data, static_cast<size_t>(storage.numel) * element_size);
+        at::Tensor copy = at::empty({storage_numel}, options);
+        std::memcpy(copy.data_ptr(), storage.data, static_cast<size_t>(storage_numel) * element_size);
         return copy.as_strided(sizes, strides, args[1]->integer);
       }
       std::shared_ptr<MappedTorchSave> keep = file_;

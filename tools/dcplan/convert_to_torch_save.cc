@@ -18,10 +18,12 @@
 #include "api/dtype_conversion.h"
 #include "api/filesystem.h"
 #include "api/internal/file_io.h"
+#include "api/internal/torch_compat.h"
 #include "api/planners.h"
 #include "api/tensor_record.h"
 #include "engine/box.h"
 #include "engine/description.h"
+#include "engine/dtype.h"
 #include "engine/flatten.h"
 #include "engine/load_planner.h"
 #include "engine/validate.h"
@@ -119,17 +121,25 @@ absl::StatusOr<PyNode*> Converter::TensorNode(const std::string& fqn, const Tens
   if (tensor.size.empty() && tensor.chunks.empty()) return absl::DataLossError("no stored chunk");
   absl::StatusOr<c10::ScalarType> dtype = ScalarTypeFromDType(tensor.properties.dtype);
   if (!dtype.ok()) return dtype.status();
+  // Dtypes without a legacy storage class (uint16/32/64, float8) are
+  // written as torch.save writes them: _rebuild_tensor_v3 over an untyped
+  // storage, whose numel counts bytes, with the dtype as a 7th argument.
   absl::StatusOr<std::string> storage_class = StorageClassName(*dtype);
-  if (!storage_class.ok()) return storage_class.status();
+  const bool untyped = !storage_class.ok();
+  // (Quantized tensors are pickled another way; on LibTorch 1.13 the legacy
+  // classes are all dcplan writes, as api/internal/tensor_pickle.cc does.)
+  if (untyped && (!DCPLAN_TORCH_HAS_FLOAT8_AND_WIDE_UNSIGNED || c10::isQIntType(*dtype))) {
+    return storage_class.status();
+  }
   absl::StatusOr<int64_t> numel = ShapeVolume(tensor.size);
   if (!numel.ok()) return numel.status();
   const int64_t element_size = static_cast<int64_t>(c10::elementSize(*dtype));
   if (*numel > INT64_MAX / element_size) return absl::DataLossError("the tensor's byte size overflows int64");
 
   PyNode* storage = graph_.New(PyKind::kStorage);
-  storage->module = "torch";
-  storage->name = *storage_class;
-  storage->integer = *numel;
+  storage->module = untyped ? "torch.storage" : "torch";
+  storage->name = untyped ? "UntypedStorage" : *storage_class;
+  storage->integer = untyped ? *numel * element_size : *numel;
   storage->source = static_cast<int64_t>(sources_.size());
   sources_.push_back(Source{fqn, &tensor, *dtype, "", *numel * element_size});
 
@@ -144,10 +154,12 @@ absl::StatusOr<PyNode*> Converter::TensorNode(const std::string& fqn, const Tens
   absl::StatusOr<PyNode*> hooks = graph_.NewReduce(graph_.NewGlobal("collections", "OrderedDict"), *no_args);
   if (!hooks.ok()) return hooks.status();
   PyNode* requires_grad = graph_.New(PyKind::kBool);
-  absl::StatusOr<PyNode*> args = graph_.NewContainer(
-      PyKind::kTuple, {storage, graph_.NewInt(0), *size_tuple, *stride_tuple, requires_grad, *hooks});
+  std::vector<PyNode*> arguments = {storage, graph_.NewInt(0), *size_tuple, *stride_tuple, requires_grad, *hooks};
+  if (untyped) arguments.push_back(graph_.NewGlobal("torch", std::string(DTypeName(tensor.properties.dtype))));
+  absl::StatusOr<PyNode*> args = graph_.NewContainer(PyKind::kTuple, std::move(arguments));
   if (!args.ok()) return args.status();
-  return graph_.NewReduce(graph_.NewGlobal("torch._utils", "_rebuild_tensor_v2"), *args);
+  return graph_.NewReduce(graph_.NewGlobal("torch._utils", untyped ? "_rebuild_tensor_v3" : "_rebuild_tensor_v2"),
+                          *args);
 }
 
 absl::StatusOr<PyNode*> Converter::ValueNode(const std::string& fqn, std::string archive_bytes) {

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Loads DCP `.metadata` pickles with CPython's plain `pickle` and checks them.
 
 usage: check_metadata.py CHECK [CHECK ...], where each CHECK is one of
@@ -14,121 +13,24 @@ usage: check_metadata.py CHECK [CHECK ...], where each CHECK is one of
 Every check runs; each failure is reported on stderr naming its FILE. Exit
 status 0 when all pass, 1 otherwise (2 for a usage error).
 
-The DCP classes are stand-ins registered under PyTorch's module paths (this
-machine's torch has no torch.distributed.checkpoint); torch.Size, dtypes,
-layouts and torch.serialization._get_layout are the real ones.
+The DCP classes are PyTorch 2.13's own (torch.distributed.checkpoint.metadata
+and .filesystem, from tools/setup's venv): FILE must unpickle into exactly the
+objects PyTorch's FileSystemReader builds.
 """
 
-import dataclasses
 import difflib
-import enum
 import json
 import pathlib
 import pickle
 import sys
-import types
 from typing import Any, Dict, List, Optional
 
 import torch
 import torch.serialization  # registers _get_layout
-
-
-def _fake_module(name: str) -> types.ModuleType:
-    module = types.ModuleType(name)
-    sys.modules[name] = module
-    return module
-
-
-_package = _fake_module("torch.distributed.checkpoint")
-_package.__path__ = []
-_metadata = _fake_module("torch.distributed.checkpoint.metadata")
-_filesystem = _fake_module("torch.distributed.checkpoint.filesystem")
-_planner = _fake_module("torch.distributed.checkpoint.planner")
-
-
-class _MEM_FORMAT_ENCODING(enum.Enum):
-    TORCH_CONTIGUOUS_FORMAT = 0
-    TORCH_CHANNELS_LAST = 1
-    TORCH_PRESERVE_FORMAT = 2
-
-
-_FORMATS = {
-    _MEM_FORMAT_ENCODING.TORCH_CONTIGUOUS_FORMAT: torch.contiguous_format,
-    _MEM_FORMAT_ENCODING.TORCH_CHANNELS_LAST: torch.channels_last,
-    _MEM_FORMAT_ENCODING.TORCH_PRESERVE_FORMAT: torch.preserve_format,
-}
-
-
-@dataclasses.dataclass
-class TensorProperties:
-    dtype: Any = torch.float32
-    layout: Any = torch.strided
-    requires_grad: bool = False
-    memory_format: Any = torch.contiguous_format
-    pin_memory: bool = False
-
-    def __setstate__(self, state):
-        # PyTorch's form: a 5-tuple whose 4th item is an enum member.
-        (self.dtype, self.layout, self.requires_grad, encoding, self.pin_memory) = state
-        self.memory_format = _FORMATS[encoding]
-
-
-@dataclasses.dataclass
-class ChunkStorageMetadata:
-    offsets: Any
-    sizes: Any
-
-
-@dataclasses.dataclass
-class TensorStorageMetadata:
-    properties: TensorProperties
-    size: Any
-    chunks: List[ChunkStorageMetadata]
-
-
-@dataclasses.dataclass
-class BytesStorageMetadata:
-    pass
-
-
-@dataclasses.dataclass(frozen=True)
-class MetadataIndex:
-    fqn: str
-    offset: Optional[Any] = None
-    index: Optional[int] = dataclasses.field(hash=False, compare=False, default=None)
-
-
-@dataclasses.dataclass
-class StorageMeta:
-    checkpoint_id: Any = None
-    save_id: Optional[str] = None
-    load_id: Optional[str] = None
-    modules: List[str] = dataclasses.field(default_factory=list)
-
-
-@dataclasses.dataclass
-class Metadata:
-    state_dict_metadata: Dict[str, Any]
-    planner_data: Any = None
-    storage_data: Any = None
-    storage_meta: Optional[StorageMeta] = None
-    version: Optional[str] = None
-
-
-@dataclasses.dataclass
-class _StorageInfo:
-    relative_path: str
-    offset: int
-    length: int
-    transform_descriptors: Optional[List[str]] = None
-
-
-for _cls in (_MEM_FORMAT_ENCODING, TensorProperties, ChunkStorageMetadata, TensorStorageMetadata,
-             BytesStorageMetadata, MetadataIndex, StorageMeta, Metadata):
-    _cls.__module__ = _metadata.__name__
-    setattr(_metadata, _cls.__name__, _cls)
-_StorageInfo.__module__ = _filesystem.__name__
-_filesystem._StorageInfo = _StorageInfo
+from torch.distributed.checkpoint.filesystem import _StorageInfo
+from torch.distributed.checkpoint.metadata import (BytesStorageMetadata, ChunkStorageMetadata, Metadata,
+                                                   MetadataIndex, StorageMeta, TensorProperties,
+                                                   TensorStorageMetadata)
 
 
 class Mismatch(Exception):
