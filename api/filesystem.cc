@@ -20,7 +20,9 @@
 #include "api/dtype_conversion.h"
 #include "api/internal/checksums.h"
 #include "api/internal/confined_path.h"
+#include "api/internal/crc32.h"
 #include "api/internal/file_io.h"
+#include "api/internal/status_macros.h"
 #include "api/pickle/metadata_pickle.h"
 #include "api/tensor_record.h"
 #include "engine/dtype.h"
@@ -92,33 +94,21 @@ absl::Status CheckResolvedTensor(const WriteItem& item, const at::Tensor& tensor
   return absl::OkStatus();
 }
 
-// Waits for the queued hashing when it leaves scope, so that no queued piece
-// outlives the memory it points into.
-class DrainOnExit {
- public:
-  explicit DrainOnExit(internal::AsyncXxh3& hasher) : hasher_(hasher) {}
-  ~DrainOnExit() { hasher_.Digest(); }
-
- private:
-  internal::AsyncXxh3& hasher_;
-};
-
-// Writes one item's bytes through `sink`, which hashes them with `hasher`.
-absl::Status WriteItemPayload(const WriteItem& item, SavePlanner& planner, const ByteSink& sink,
-                              internal::AsyncXxh3& hasher) {
-  absl::StatusOr<WriteData> data = planner.ResolveData(item);
-  if (!data.ok()) return data.status();
-  const DrainOnExit drain(hasher);  // before `data` goes
+// Writes one item's bytes through `sink`; returns their CRC-32 (for a
+// tensor, joined from the ZIP's own: the bytes are read once).
+absl::StatusOr<uint32_t> WriteItemPayload(const WriteItem& item, SavePlanner& planner, const ByteSink& sink) {
+  DCPLAN_ASSIGN_OR_RETURN(const WriteData data, planner.ResolveData(item));
   if (item.type == WriteItemType::kByteIO) {
-    const auto* bytes = std::get_if<std::string>(&*data);
+    const auto* bytes = std::get_if<std::string>(&data);
     if (bytes == nullptr) return absl::InvalidArgumentError("the planner resolved a tensor for a bytes item");
-    return sink(bytes->data(), bytes->size());
+    DCPLAN_RETURN_IF_ERROR(sink(bytes->data(), bytes->size()));
+    return internal::Crc32(0, bytes->data(), bytes->size());
   }
-  const auto* tensor = std::get_if<at::Tensor>(&*data);
+  const auto* tensor = std::get_if<at::Tensor>(&data);
   if (tensor == nullptr) return absl::InvalidArgumentError("the planner resolved bytes for a tensor item");
-  absl::Status checked = CheckResolvedTensor(item, *tensor);
-  if (!checked.ok()) return checked;
-  return WriteTensorRecord(*tensor, sink).status();
+  DCPLAN_RETURN_IF_ERROR(CheckResolvedTensor(item, *tensor));
+  DCPLAN_ASSIGN_OR_RETURN(const WrittenRecord record, WriteTensorRecord(*tensor, sink));
+  return record.crc32;
 }
 
 }  // namespace
@@ -192,33 +182,21 @@ absl::StatusOr<std::vector<WriteResult>> FileSystemWriter::WriteData(const SaveP
     }
   }
 
-  // Hashing runs on a helper thread while this one writes. A large piece
-  // handed to the sink is hashed after the sink returns: WriteTensorRecord's
-  // pieces stay valid until its last (small) sink call, which waits for the
-  // queue, as does a failed write; WriteItemPayload waits before the item's
-  // data goes.
-  internal::AsyncXxh3 hasher;
+  const ByteSink sink = [&file](const char* data, size_t n) { return file.Write(data, n); };
   std::vector<WriteResult> results;
   results.reserve(order.size());
   for (const WriteItem* item : order) {
     const int64_t offset = file.position();
-    hasher.Reset();
-    const ByteSink sink = [&](const char* data, size_t n) {
-      hasher.Update(data, n);
-      absl::Status status = file.Write(data, n);
-      if (!status.ok()) hasher.Digest();
-      return status;
-    };
-    absl::Status written = WriteItemPayload(*item, planner, sink, hasher);
-    if (!written.ok()) {
-      return WithContext(written, absl::StrCat("rank ", rank_, ": writing ", WriteItemName(*item), " to ",
-                                               temporary_name));
+    absl::StatusOr<uint32_t> crc = WriteItemPayload(*item, planner, sink);
+    if (!crc.ok()) {
+      return WithContext(crc.status(), absl::StrCat("rank ", rank_, ": writing ", WriteItemName(*item), " to ",
+                                                    temporary_name));
     }
     WriteResult result;
     result.index = item->index;
     result.size_in_bytes = file.position() - offset;
     result.storage_info = StorageInfo{final_name, offset, result.size_in_bytes, std::nullopt};
-    result.checksum = hasher.Digest();
+    result.checksum = *crc;
     results.push_back(std::move(result));
     if (options_.progress) options_.progress(file.position(), std::max(total_bytes, file.position()));
   }

@@ -7,9 +7,13 @@
 // archives; PyTorch 2.x loads what this writes and the reverse.
 //
 // Beyond DCP:
-//   - Checksums: the XXH3-64 of every item's stored bytes goes into a side
-//     file `.dcplan_checksums` that PyTorch never opens; the reader checks it
-//     when present, so a flipped bit is an error naming file, tensor and chunk.
+//   - Checksums: the CRC-32 of every item's stored bytes goes into a side
+//     file `.dcplan_checksums` (version 2; api/internal/checksums.h) that
+//     PyTorch never opens; the reader checks it when present, so a flipped
+//     byte is an error naming file, tensor and chunk. The writer derives it
+//     from the CRC-32s the item's ZIP records carry anyway (Crc32Combine), so
+//     every byte is checksummed once. Version 1 files (XXH3-64, earlier
+//     dcplan) are still checked.
 //     The file names the save id of its `.metadata` and hashes itself: a
 //     checksum file left by another save (PyTorch overwrote the checkpoint)
 //     is ignored, a damaged one is an error of its own.
@@ -26,15 +30,14 @@
 //   - Streaming: peak extra memory is one item's serialized bytes for
 //     non-tensors and an 8 MiB write buffer on save (plus a contiguous copy
 //     of a tensor that is a view); a tensor's bytes go from its memory to
-//     write(2) in 1 MiB blocks, CRC-32'd (the ZIP's; on a thread of its own
-//     for tensors of 4 MiB or more) and XXH3-hashed on a helper thread while
-//     the next block is written. On load, a tensor chunk whose single
-//     destination is a contiguous tensor of its dtype and size is read
-//     straight into it (pread in 1 MiB blocks, hashed on a helper thread as
-//     they arrive); otherwise one stored chunk's storage at a time is read
-//     and copied into the destinations. Archives the streamed reader does not
-//     handle (compressed records, several storages) and bytes items are read
-//     whole.
+//     write(2) in 1 MiB blocks, CRC-32'd once (the ZIP's; on a thread of its
+//     own for tensors of 4 MiB or more, overlapping the writes). On load, a
+//     tensor chunk whose single destination is a contiguous tensor of its
+//     dtype and size is read straight into it (pread in 1 MiB blocks,
+//     CRC-32'd on a helper thread as they arrive); otherwise one stored
+//     chunk's storage at a time is read and copied into the destinations.
+//     Archives the streamed reader does not handle (compressed records,
+//     several storages) and bytes items are read whole.
 //   - Bounds: every item's [offset, offset + length) is checked against the
 //     data file's size before it is read.
 //
@@ -142,8 +145,12 @@ class FileSystemReader : public StorageReader {
   // after its bounds are checked against the file size (DataLoss), and its
   // checksum is verified (DataLoss) before anything is copied from it, or,
   // for a chunk read straight into its destination, right after (the
-  // destination then holds the damaged bytes). Like LibTorch's reader, the
-  // ZIP CRC-32 of a tensor's bytes is not checked (the XXH3 checksum is). Bytes items go to planner.LoadBytes; for a
+  // destination then holds the damaged bytes). With a version 2 checksum
+  // file, the CRC-32 of a tensor's bytes (computed once, as they are read)
+  // must also equal its ZIP record's; without a checksum file of this save
+  // (PyTorch-written checkpoints, which may be saved with compute_crc32 off)
+  // the ZIP's CRC-32s are not checked, as in LibTorch's reader and
+  // spec/format.md. Bytes items go to planner.LoadBytes; for a
   // tensor item the stored tensor (whose dtype and size must be those the
   // metadata records: DataLoss otherwise) is narrowed to storage_offsets /
   // lengths and copied (converting dtypes, like PyTorch) into

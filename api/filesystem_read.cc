@@ -18,12 +18,15 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "api/dtype_conversion.h"
 #include "api/filesystem.h"
 #include "api/internal/checksums.h"
 #include "api/internal/confined_path.h"
+#include "api/internal/crc32.h"
 #include "api/internal/file_io.h"
+#include "api/internal/status_macros.h"
 #include "api/stream_transforms.h"
 #include "api/tensor_record.h"
 #include "engine/internal/checked_math.h"
@@ -132,7 +135,7 @@ absl::Status VerifyChecksum(const internal::ChecksumTable& table, const StoredCh
                             int64_t rank) {
   absl::StatusOr<const internal::ChecksumEntry*> entry = FindChecksum(table, chunk, rank);
   if (!entry.ok()) return entry.status();
-  return CompareChecksum(**entry, internal::Xxh3(bytes), chunk, rank);
+  return CompareChecksum(**entry, internal::ItemChecksumOf(table.algorithm(), bytes), chunk, rank);
 }
 
 // A stored tensor's dtype and size against the checkpoint's metadata: the
@@ -254,19 +257,17 @@ class FileSliceSource final : public RecordSource {
 // outlives the memory it points into.
 class DrainOnExit {
  public:
-  explicit DrainOnExit(internal::AsyncXxh3* hasher) : hasher_(hasher) {}
-  ~DrainOnExit() {
-    if (hasher_ != nullptr) hasher_->Digest();
-  }
+  explicit DrainOnExit(internal::AsyncChecksum& hasher) : hasher_(hasher) {}
+  ~DrainOnExit() { hasher_.Digest(); }
 
  private:
-  internal::AsyncXxh3* hasher_;
+  internal::AsyncChecksum& hasher_;
 };
 
 // Reads `source`'s bytes [begin, end) into `out`, in blocks each hashed (when
 // `hash` is set; on its helper thread) while the next one is read.
 absl::Status ReadHashed(const RecordSource& source, int64_t begin, int64_t end, char* out,
-                        internal::AsyncXxh3* hash) {
+                        internal::AsyncChecksum* hash) {
   constexpr int64_t kBlockBytes = int64_t{1} << 20;
   for (int64_t at = begin; at < end;) {
     const int64_t n = std::min(kBlockBytes, end - at);
@@ -303,16 +304,56 @@ absl::StatusOr<at::Tensor> DirectDestination(const StoredChunk& chunk, const Ten
   return direct ? target : at::Tensor();
 }
 
+// Reads the tensor's bytes of an archive into `data` while computing the
+// checksum `entry` records over the whole archive, and compares the two. For
+// a CRC-32 (version 2) the tensor's bytes are checksummed once, on the helper
+// thread as they arrive: that CRC is checked against the ZIP record's and
+// joined with the CRC-32 of the few bytes around it (headers, data.pkl,
+// directory) into the item's. For an XXH3-64 (version 1) every byte is
+// hashed in order.
+absl::Status ReadChecked(const RecordSource& source, const TensorRecordLayout& layout, char* data,
+                         const internal::ChecksumTable& table, const internal::ChecksumEntry& entry,
+                         const StoredChunk& chunk, int64_t rank, internal::AsyncChecksum& hasher) {
+  const int64_t data_end = layout.data_offset + layout.storage_bytes;
+  std::string before(static_cast<size_t>(layout.data_offset), '\0');
+  std::string after(static_cast<size_t>(source.size() - data_end), '\0');
+  DCPLAN_RETURN_IF_ERROR(source.ReadAt(0, before.data(), layout.data_offset));
+  const DrainOnExit drain(hasher);  // before the buffers go
+  if (table.algorithm() == internal::ChecksumAlgorithm::kXxh3_64) {
+    hasher.Reset(table.algorithm());
+    hasher.Update(before.data(), before.size());
+    DCPLAN_RETURN_IF_ERROR(ReadHashed(source, layout.data_offset, data_end, data, &hasher));
+    DCPLAN_RETURN_IF_ERROR(ReadHashed(source, data_end, source.size(), after.data(), &hasher));
+    return CompareChecksum(entry, hasher.Digest(), chunk, rank);
+  }
+  hasher.Reset(internal::ChecksumAlgorithm::kCrc32);
+  DCPLAN_RETURN_IF_ERROR(ReadHashed(source, layout.data_offset, data_end, data, &hasher));
+  DCPLAN_RETURN_IF_ERROR(source.ReadAt(data_end, after.data(), static_cast<int64_t>(after.size())));
+  const uint32_t data_crc = static_cast<uint32_t>(hasher.Digest());
+  const uint32_t item_crc = internal::Crc32Combine(
+      internal::Crc32Combine(internal::Crc32(0, before.data(), before.size()), data_crc,
+                             static_cast<uint64_t>(layout.storage_bytes)),
+      internal::Crc32(0, after.data(), after.size()), after.size());
+  DCPLAN_RETURN_IF_ERROR(CompareChecksum(entry, item_crc, chunk, rank));
+  if (data_crc != layout.data_crc32) {
+    return absl::DataLossError(absl::StrFormat(
+        "rank %d: CRC-32 mismatch in %s at offset %d (%s): the tensor's bytes have CRC-32 %08x, their ZIP record "
+        "says %08x: the file is corrupt",
+        rank, chunk.info.relative_path, chunk.info.offset, StoredItemName(chunk.index), data_crc, layout.data_crc32));
+  }
+  return absl::OkStatus();
+}
+
 // Reads a tensor chunk without holding its archive in memory: the tensor's
 // bytes go straight into the destination when DirectDestination allows,
 // else into one storage from which each item is copied (converting dtypes).
-// The XXH3 checksum is computed over the archive's bytes as they are read;
-// with a direct read it is compared after the destination was written.
+// The checksum is computed as the bytes are read (ReadChecked); with a direct
+// read it is compared after the destination was written.
 // Sets *whole_record (and reads nothing) for archives ReadTensorRecordLayout
 // leaves to the whole-record path.
 absl::Status ReadTensorChunk(const internal::ScopedFd& fd, const StoredChunk& chunk,
                              const internal::ChecksumTable* checksums, const Metadata& metadata,
-                             LoadPlanner& planner, int64_t rank, internal::AsyncXxh3& hasher,
+                             LoadPlanner& planner, int64_t rank, internal::AsyncChecksum& hasher,
                              bool* whole_record) {
   FileSliceSource source(fd, chunk.info.offset, chunk.info.length);
   absl::StatusOr<TensorRecordLayout> layout = ReadTensorRecordLayout(source);
@@ -321,13 +362,8 @@ absl::Status ReadTensorChunk(const internal::ScopedFd& fd, const StoredChunk& ch
   absl::Status status = CheckStoredTensor(chunk, layout->dtype, layout->sizes, metadata);
   if (!status.ok()) return status;
   const internal::ChecksumEntry* entry = nullptr;
-  internal::AsyncXxh3* hash = nullptr;
   if (checksums != nullptr) {
-    absl::StatusOr<const internal::ChecksumEntry*> found = FindChecksum(*checksums, chunk, rank);
-    if (!found.ok()) return found.status();
-    entry = *found;
-    hash = &hasher;
-    hash->Reset();
+    DCPLAN_ASSIGN_OR_RETURN(entry, FindChecksum(*checksums, chunk, rank));
   }
 
   std::optional<at::Tensor> resolved;
@@ -342,20 +378,12 @@ absl::Status ReadTensorChunk(const internal::ScopedFd& fd, const StoredChunk& ch
     storage = at::empty({layout->storage_bytes / element_size}, at::TensorOptions().dtype(layout->dtype));
     data = static_cast<char*>(storage.data_ptr());
   }
-  const int64_t data_end = layout->data_offset + layout->storage_bytes;
-  if (hash != nullptr) {
-    // The archive's bytes around the tensor's are few (headers, data.pkl, directory).
-    std::string before(static_cast<size_t>(layout->data_offset), '\0');
-    std::string after(static_cast<size_t>(chunk.info.length - data_end), '\0');
-    const DrainOnExit drain(hash);  // before the buffers (and `storage`) go
-    status = ReadHashed(source, 0, layout->data_offset, before.data(), hash);
-    if (status.ok()) status = ReadHashed(source, layout->data_offset, data_end, data, hash);
-    if (status.ok()) status = ReadHashed(source, data_end, chunk.info.length, after.data(), hash);
-    if (status.ok()) status = CompareChecksum(*entry, hash->Digest(), chunk, rank);
+  if (entry != nullptr) {
+    DCPLAN_RETURN_IF_ERROR(ReadChecked(source, *layout, data, *checksums, *entry, chunk, rank, hasher));
   } else {
-    status = ReadHashed(source, layout->data_offset, data_end, data, nullptr);
+    DCPLAN_RETURN_IF_ERROR(
+        ReadHashed(source, layout->data_offset, layout->data_offset + layout->storage_bytes, data, nullptr));
   }
-  if (!status.ok()) return status;
   if (direct->defined()) return planner.CommitTensor(*chunk.items.front(), *direct);
   at::Tensor stored;
   try {
@@ -396,7 +424,7 @@ absl::Status FileSystemReader::ReadData(const LoadPlan& plan, LoadPlanner& plann
     }
   }
   int64_t done_bytes = 0;
-  internal::AsyncXxh3 hasher;
+  internal::AsyncChecksum hasher;
   for (const DataFile& file : *files) {
     const std::string path = JoinPath(directory_, file.relative_path);
     absl::StatusOr<internal::ScopedFd> fd = internal::OpenConfined(directory_, file.relative_path);

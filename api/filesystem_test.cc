@@ -18,6 +18,7 @@
 #include "api/checkpoint.h"
 #include "api/checkpoint_test_util.h"
 #include "api/internal/checksums.h"
+#include "api/internal/crc32.h"
 #include "api/internal/write_results.h"
 #include "api/pickle/metadata_pickle.h"
 #include "api/planners.h"
@@ -74,36 +75,6 @@ TEST(WriteResultsTest, RoundTripsAndRejectsDamagedMessages) {
   std::string bad_magic = encoded;
   bad_magic[0] = 'X';
   EXPECT_FALSE(internal::DecodeWriteResults(bad_magic).ok());
-}
-
-TEST(ChecksumsTest, RoundTripsAndEveryFlippedByteIsDetected) {
-  const std::vector<internal::ChecksumEntry> entries = {
-      {"__0_0.distcp", 0, 100, 0xfeedfacecafebeefULL, "odd\tname\n", std::nullopt},
-      {"__0_0.distcp", 100, 50, 7, "w", Shape{0, 4}},
-      {"__1_0.distcp", 0, 9, 0, "scale", Shape{}},
-  };
-  const std::string text = internal::SerializeChecksums("save-1", entries);
-  absl::StatusOr<internal::ChecksumTable> table = internal::ParseChecksums(text, "c");
-  ASSERT_TRUE(table.ok()) << table.status();
-  EXPECT_EQ(table->save_id(), "save-1");
-  EXPECT_EQ(table->size(), 3u);
-  const internal::ChecksumEntry* first = table->Find("__0_0.distcp", 0);
-  ASSERT_NE(first, nullptr);
-  EXPECT_EQ(first->checksum, 0xfeedfacecafebeefULL);
-  EXPECT_EQ(first->fqn, "odd\tname\n");
-  EXPECT_EQ(table->Find("__0_0.distcp", 100)->chunk_offsets, Shape({0, 4}));
-  EXPECT_EQ(table->Find("__1_0.distcp", 0)->chunk_offsets, Shape{});
-  EXPECT_EQ(table->Find("__1_0.distcp", 1), nullptr);
-
-  for (size_t i = 0; i < text.size(); ++i) {
-    std::string damaged = text;
-    damaged[i] ^= 0x01;
-    absl::StatusOr<internal::ChecksumTable> parsed = internal::ParseChecksums(damaged, "c");
-    ASSERT_FALSE(parsed.ok()) << "flip at " << i;
-    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kDataLoss);
-    EXPECT_THAT(std::string(parsed.status().message()), HasSubstr("'c' is corrupt"));
-  }
-  EXPECT_FALSE(internal::ParseChecksums(text.substr(0, text.size() - 1), "c").ok());
 }
 
 // --- Helpers -----------------------------------------------------------------------
@@ -195,12 +166,14 @@ TEST(FileSystemWriterTest, OneFilePerRankBytesFirstItemsConcatenated) {
       internal::ParseChecksums(*ReadFile(dir + "/.dcplan_checksums"), "checksums");
   ASSERT_TRUE(checksums.ok()) << checksums.status();
   EXPECT_EQ(checksums->save_id(), md->storage_meta->save_id);
+  EXPECT_EQ(checksums->algorithm(), internal::ChecksumAlgorithm::kCrc32);
   EXPECT_EQ(checksums->size(), 3u);
   for (const auto& [index, info] : *md->storage_data) {
     const internal::ChecksumEntry* entry = checksums->Find(info.relative_path, info.offset);
     ASSERT_NE(entry, nullptr) << index.fqn;
     EXPECT_EQ(entry->length, info.length);
-    EXPECT_EQ(entry->checksum, internal::Xxh3(absl::string_view(data).substr(info.offset, info.length)));
+    const absl::string_view item = absl::string_view(data).substr(info.offset, info.length);
+    EXPECT_EQ(entry->checksum, internal::Crc32Portable(0, item.data(), item.size()));
     EXPECT_EQ(entry->fqn, index.fqn);
     EXPECT_EQ(entry->chunk_offsets, index.offset);
   }
@@ -348,6 +321,74 @@ TEST_F(ReaderFaultTest, FlippedByteInAnItem) {
   EXPECT_FALSE(BitwiseEqual(*PlainTensorOf(*unverified.FindEntry("w")->leaf()), Arange(at::kFloat, {8, 4}, 1.0)));
 }
 
+// Anywhere in a tensor item (ZIP headers, data.pkl, the tensor's bytes, the
+// data descriptor, the directory): a flipped byte fails the load.
+TEST_F(ReaderFaultTest, AFlippedByteAnywhereInATensorItemFailsTheLoad) {
+  for (int64_t at = w().offset; at < w().offset + w().length; ++at) {
+    std::string damaged = data_;
+    damaged[at] ^= 0x01;
+    ASSERT_TRUE(WriteFile(dir_ + "/__0_0.distcp", damaged));
+    StateDict loaded = SimpleStateDict(0.0);
+    absl::Status status = LoadDirect(dir_, loaded);
+    ASSERT_EQ(status.code(), absl::StatusCode::kDataLoss) << "byte " << at << ": " << status;
+    EXPECT_THAT(std::string(status.message()), HasSubstr("item 'w' chunk [0, 0]")) << "byte " << at;
+  }
+}
+
+// A version 1 checksum file (XXH3-64, written by earlier dcplan) is checked.
+TEST_F(ReaderFaultTest, Version1ChecksumFilesAreStillChecked) {
+  std::vector<internal::ChecksumEntry> entries;
+  for (const auto& [index, info] : *metadata_.storage_data) {
+    entries.push_back({info.relative_path, info.offset, info.length,
+                       internal::Xxh3(absl::string_view(data_).substr(info.offset, info.length)), index.fqn,
+                       index.offset});
+  }
+  ASSERT_TRUE(WriteFile(dir_ + "/.dcplan_checksums",
+                        internal::SerializeChecksums(*metadata_.storage_meta->save_id, entries,
+                                                     internal::ChecksumAlgorithm::kXxh3_64)));
+  StateDict loaded = SimpleStateDict(0.0);
+  absl::Status status = LoadDirect(dir_, loaded);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_TRUE(BitwiseEqual(*PlainTensorOf(*loaded.FindEntry("w")->leaf()), Arange(at::kFloat, {8, 4}, 1.0)));
+
+  const size_t at = data_.find(TensorBytes(Arange(at::kFloat, {8, 4}, 1.0)));
+  ASSERT_NE(at, std::string::npos);
+  std::string damaged = data_;
+  damaged[at + 9] ^= 0x10;
+  ASSERT_TRUE(WriteFile(dir_ + "/__0_0.distcp", damaged));
+  status = LoadDirect(dir_, loaded);
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(status.message(), absl::StrCat("rank 0: checksum mismatch in __0_0.distcp at offset ", w().offset,
+                                           " (item 'w' chunk [0, 0]): the file is corrupt"));
+}
+
+// With a version 2 file, the tensor's bytes must also match their ZIP
+// record's CRC-32 (here the record is rewritten consistently with the side
+// file, as a buggy or hostile writer might).
+TEST_F(ReaderFaultTest, TheZipRecordsCrcOfATensorIsChecked) {
+  const std::string elements = TensorBytes(Arange(at::kFloat, {8, 4}, 1.0));
+  const size_t at = data_.find(elements);
+  ASSERT_NE(at, std::string::npos);
+  std::string damaged = data_;
+  damaged[at] ^= 0x01;
+  std::vector<internal::ChecksumEntry> entries;
+  for (const auto& [index, info] : *metadata_.storage_data) {
+    const absl::string_view item = absl::string_view(damaged).substr(info.offset, info.length);
+    entries.push_back(
+        {info.relative_path, info.offset, info.length, internal::Crc32(0, item.data(), item.size()), index.fqn,
+         index.offset});
+  }
+  ASSERT_TRUE(WriteFile(dir_ + "/__0_0.distcp", damaged));
+  ASSERT_TRUE(WriteFile(dir_ + "/.dcplan_checksums",
+                        internal::SerializeChecksums(*metadata_.storage_meta->save_id, entries)));
+  StateDict loaded = SimpleStateDict(0.0);
+  absl::Status status = LoadDirect(dir_, loaded);
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr(absl::StrCat("rank 0: CRC-32 mismatch in __0_0.distcp at offset ", w().offset,
+                                     " (item 'w' chunk [0, 0]): the tensor's bytes have CRC-32 ")));
+}
+
 TEST_F(ReaderFaultTest, DamagedMetadataIsAnErrorNeverACrash) {
   const std::string path = dir_ + "/.metadata";
   const std::string original = *ReadFile(path);
@@ -467,24 +508,6 @@ TEST_F(ReaderFaultTest, AStoredChunkIsReadOnceForManyReadItems) {
   for (const LocalShard& shard : std::get<ShardedTensorValue>(*loaded.FindEntry("w")->leaf()).local_shards) {
     EXPECT_TRUE(BitwiseEqual(shard.tensor, original.slice(0, shard.offsets[0], shard.offsets[0] + 2)));
   }
-}
-
-TEST(AsyncXxh3Test, SameDigestAsOneCallWhateverThePieces) {
-  std::string bytes(3 * internal::AsyncXxh3::kAsyncBytes + 12345, '\0');
-  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>((i * 2654435761u) >> 13);
-  internal::AsyncXxh3 hasher;
-  for (int round = 0; round < 3; ++round) {  // Reset() starts over, after any queued piece
-    hasher.Reset();
-    // Small (hashed by the caller) and large (queued) pieces, interleaved.
-    const size_t cuts[] = {0, 7, 7 + internal::AsyncXxh3::kAsyncBytes, 100 + internal::AsyncXxh3::kAsyncBytes,
-                           bytes.size() - 5, bytes.size()};
-    for (size_t k = 0; k + 1 < sizeof(cuts) / sizeof(cuts[0]); ++k) {
-      hasher.Update(bytes.data() + cuts[k], cuts[k + 1] - cuts[k]);
-    }
-    EXPECT_EQ(hasher.Digest(), internal::Xxh3(bytes)) << round;
-  }
-  hasher.Reset();
-  EXPECT_EQ(hasher.Digest(), internal::Xxh3(""));
 }
 
 // --- How a tensor reaches its destination -------------------------------------------

@@ -17,7 +17,7 @@ size_t ItemChecksums::size() const { return table_->size(); }
 std::optional<ItemChecksum> ItemChecksums::Find(const std::string& relative_path, int64_t offset) const {
   const internal::ChecksumEntry* entry = table_->Find(relative_path, offset);
   if (entry == nullptr) return std::nullopt;
-  return ItemChecksum{entry->length, entry->checksum};
+  return ItemChecksum{entry->length, table_->algorithm() == internal::ChecksumAlgorithm::kCrc32, entry->checksum};
 }
 
 absl::StatusOr<std::optional<ItemChecksums>> ReadItemChecksums(const std::string& directory) {
@@ -35,7 +35,20 @@ absl::StatusOr<std::optional<ItemChecksums>> ReadItemChecksums(const std::string
   return std::optional<ItemChecksums>(std::move(checksums));
 }
 
-uint64_t ItemXxh3(absl::string_view bytes) { return internal::Xxh3(bytes); }
+namespace {
+internal::ChecksumAlgorithm AlgorithmOf(const ItemChecksum& c) {
+  return c.is_crc32 ? internal::ChecksumAlgorithm::kCrc32 : internal::ChecksumAlgorithm::kXxh3_64;
+}
+}  // namespace
+
+std::string ItemChecksumText(const ItemChecksum& kind, uint64_t value) {
+  const internal::ChecksumAlgorithm algorithm = AlgorithmOf(kind);
+  return absl::StrCat(internal::ChecksumAlgorithmName(algorithm), " ", internal::ChecksumText(algorithm, value));
+}
+
+uint64_t ItemChecksumOf(const ItemChecksum& expected, absl::string_view bytes) {
+  return internal::ItemChecksumOf(AlgorithmOf(expected), bytes);
+}
 
 absl::StatusOr<ItemFile> ItemFile::Open(const std::string& directory, const std::string& relative_path) {
   const std::string path = internal::JoinPath(directory, relative_path);

@@ -22,12 +22,30 @@ class ChecksumTable;
 class ScopedFd;
 }  // namespace internal
 
-// One entry of `.dcplan_checksums`: the stored length and XXH3-64 of the
-// item at a (relative path, offset).
+// One entry of `.dcplan_checksums`: the stored length and checksum of the
+// item at a (relative path, offset): a CRC-32 (version 2, written today) or
+// an XXH3-64 (version 1, earlier dcplan).
 struct ItemChecksum {
   int64_t length = 0;
-  uint64_t xxh3 = 0;
+  bool is_crc32 = true;  // else XXH3-64
+  uint64_t value = 0;
+
+  friend bool operator==(const ItemChecksum& a, const ItemChecksum& b) {
+    return a.length == b.length && a.is_crc32 == b.is_crc32 && a.value == b.value;
+  }
+  friend bool operator!=(const ItemChecksum& a, const ItemChecksum& b) { return !(a == b); }
+  template <typename Sink>
+  friend void AbslStringify(Sink& sink, const ItemChecksum& c) {
+    sink.Append(ItemChecksumText(c, c.value));
+  }
+  // "CRC-32 0a1b2c3d", "XXH3-64 0011223344556677": `value` as this entry's
+  // algorithm writes it.
+  friend std::string ItemChecksumText(const ItemChecksum& kind, uint64_t value);
 };
+
+// The checksum of `bytes` under `expected`'s algorithm, to compare with
+// expected.value.
+uint64_t ItemChecksumOf(const ItemChecksum& expected, absl::string_view bytes);
 
 // The parsed `.dcplan_checksums` of a checkpoint (api/filesystem.h).
 class ItemChecksums {
@@ -49,9 +67,6 @@ class ItemChecksums {
 // (PyTorch-written checkpoints). Errors: unreadable file (code from errno,
 // naming the path), damaged file (DataLoss "'<path>' is corrupt: ...").
 absl::StatusOr<std::optional<ItemChecksums>> ReadItemChecksums(const std::string& directory);
-
-// The checksum `.dcplan_checksums` records for an item's bytes (XXH3-64).
-uint64_t ItemXxh3(absl::string_view bytes);
 
 // A data file opened for reading items at known offsets.
 class ItemFile {

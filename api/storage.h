@@ -23,7 +23,7 @@ struct WriteResult {
   MetadataIndex index;
   int64_t size_in_bytes = 0;
   StorageInfo storage_info;
-  uint64_t checksum = 0;  // XXH3-64 of the item's bytes as stored
+  uint64_t checksum = 0;  // CRC-32 of the item's bytes as stored (.dcplan_checksums version 2)
 };
 
 // Reports progress of long operations (bytes done of total). May be called

@@ -68,10 +68,11 @@ constexpr size_t kStreamBlockBytes = size_t{1} << 20;
 constexpr int64_t kParallelCrcBytes = int64_t{4} << 20;
 
 // The archive through LibTorch's own writer (archives of 4 GiB or more).
-absl::StatusOr<int64_t> WriteWithLibTorch(const std::string& pickle, const at::Tensor& data, const ByteSink& sink);
+absl::StatusOr<WrittenRecord> WriteWithLibTorch(const std::string& pickle, const at::Tensor& data,
+                                                const ByteSink& sink);
 
 // The archive through TorchZipWriter: one pass over the tensor's bytes.
-absl::StatusOr<int64_t> WriteStreamed(const std::string& pickle, const at::Tensor& data, const ByteSink& sink) {
+absl::StatusOr<WrittenRecord> WriteStreamed(const std::string& pickle, const at::Tensor& data, const ByteSink& sink) {
   internal::TorchZipWriter zip;
   const int64_t nbytes = static_cast<int64_t>(data.storage().nbytes());
   std::string head = zip.Begin("data.pkl", static_cast<int64_t>(pickle.size()));
@@ -104,7 +105,10 @@ absl::StatusOr<int64_t> WriteStreamed(const std::string& pickle, const at::Tenso
   tail += zip.Finish();
   status = sink(tail.data(), tail.size());
   if (!status.ok()) return status;
-  return zip.position();
+  const uint32_t head_and_data = internal::Crc32Combine(internal::Crc32(0, head.data(), head.size()), crc,
+                                                        static_cast<uint64_t>(nbytes));
+  const uint32_t whole = internal::Crc32Combine(head_and_data, internal::Crc32(0, tail.data(), tail.size()), tail.size());
+  return WrittenRecord{zip.position(), whole};
 }
 
 // LibTorch appends a C++ backtrace to its messages; the first line says it.
@@ -144,7 +148,7 @@ absl::Status BufferRecordSource::ReadAt(int64_t offset, void* out, int64_t n) co
   return absl::OkStatus();
 }
 
-absl::StatusOr<int64_t> WriteTensorRecord(const at::Tensor& tensor, const ByteSink& sink) {
+absl::StatusOr<WrittenRecord> WriteTensorRecord(const at::Tensor& tensor, const ByteSink& sink) {
   if (!tensor.defined()) return absl::InvalidArgumentError("cannot save an undefined tensor");
   if (!tensor.device().is_cpu()) {
     return absl::InvalidArgumentError(absl::StrCat("tensor record: expected a CPU tensor, got one on ",
@@ -164,8 +168,9 @@ absl::StatusOr<int64_t> WriteTensorRecord(const at::Tensor& tensor, const ByteSi
 
 namespace {
 
-absl::StatusOr<int64_t> WriteWithLibTorch(const std::string& pickle, const at::Tensor& data, const ByteSink& sink) {
-  int64_t written = 0;
+absl::StatusOr<WrittenRecord> WriteWithLibTorch(const std::string& pickle, const at::Tensor& data,
+                                                const ByteSink& sink) {
+  WrittenRecord written;
   absl::Status sink_status;
   try {
     // After a sink error the remaining bytes are dropped but reported as
@@ -174,7 +179,11 @@ absl::StatusOr<int64_t> WriteWithLibTorch(const std::string& pickle, const at::T
     caffe2::serialize::PyTorchStreamWriter writer([&](const void* bytes, size_t n) -> size_t {
       if (sink_status.ok()) {
         sink_status = sink(static_cast<const char*>(bytes), n);
-        if (sink_status.ok()) written += static_cast<int64_t>(n);
+        if (sink_status.ok()) {
+          // Archives of 4 GiB or more, rare: a second pass over their bytes.
+          written.crc32 = internal::Crc32(written.crc32, bytes, n);
+          written.bytes += static_cast<int64_t>(n);
+        }
       }
       return n;
     });

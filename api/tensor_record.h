@@ -27,6 +27,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 
 namespace dcplan {
@@ -34,13 +35,30 @@ namespace dcplan {
 // Receives consecutive bytes of an archive. A non-OK status aborts the write.
 using ByteSink = std::function<absl::Status(const char* data, size_t size)>;
 
+// What WriteTensorRecord handed to its sink.
+struct WrittenRecord {
+  int64_t bytes = 0;
+  // The CRC-32 (api/internal/crc32.h) of all those bytes, joined from the
+  // CRC-32s the ZIP records need (Crc32Combine): no second pass.
+  uint32_t crc32 = 0;
+
+  friend bool operator==(const WrittenRecord& a, const WrittenRecord& b) {
+    return a.bytes == b.bytes && a.crc32 == b.crc32;
+  }
+  friend bool operator!=(const WrittenRecord& a, const WrittenRecord& b) { return !(a == b); }
+  template <typename Sink>
+  friend void AbslStringify(Sink& sink, const WrittenRecord& r) {
+    absl::Format(&sink, "%d bytes, CRC-32 %08x", r.bytes, r.crc32);
+  }
+};
+
 // torch.save(tensor) of a CPU tensor, streamed to `sink`. A tensor that does
 // not own exactly its elements (a view, an offset into a larger storage) is
 // written as a contiguous copy, so only the item's own elements are stored.
-// Returns the number of bytes written. The sink sees the tensor's bytes in
-// blocks of at most 1 MiB, straight from the tensor's memory. Errors:
-// non-CPU tensor, unsupported dtype, sink errors.
-absl::StatusOr<int64_t> WriteTensorRecord(const at::Tensor& tensor, const ByteSink& sink);
+// The sink sees the tensor's bytes in blocks of at most 1 MiB, straight from
+// the tensor's memory. Errors: non-CPU tensor, unsupported dtype, sink
+// errors.
+absl::StatusOr<WrittenRecord> WriteTensorRecord(const at::Tensor& tensor, const ByteSink& sink);
 
 // torch.save(value) for a non-tensor value (torch::pickle_save), in memory:
 // bytes values are small. Errors: values LibTorch cannot pickle.

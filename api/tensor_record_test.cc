@@ -26,12 +26,13 @@ namespace {
 
 absl::StatusOr<std::string> WriteToString(const at::Tensor& t) {
   std::string out;
-  absl::StatusOr<int64_t> n = WriteTensorRecord(t, [&](const char* data, size_t size) {
+  absl::StatusOr<WrittenRecord> n = WriteTensorRecord(t, [&](const char* data, size_t size) {
     out.append(data, size);
     return absl::OkStatus();
   });
   if (!n.ok()) return n.status();
-  EXPECT_EQ(*n, static_cast<int64_t>(out.size()));
+  EXPECT_EQ(n->bytes, static_cast<int64_t>(out.size()));
+  EXPECT_EQ(n->crc32, internal::Crc32Portable(0, out.data(), out.size()));
   return out;
 }
 
@@ -88,7 +89,7 @@ TEST(TensorRecordTest, ZeroDimAndEmptyTensors) {
 
 TEST(TensorRecordTest, SinkErrorsAbortTheWrite) {
   int calls = 0;
-  absl::StatusOr<int64_t> n = WriteTensorRecord(at::ones({4}), [&](const char*, size_t) {
+  absl::StatusOr<WrittenRecord> n = WriteTensorRecord(at::ones({4}), [&](const char*, size_t) {
     ++calls;
     return absl::ResourceExhaustedError("disk full");
   });
@@ -315,14 +316,22 @@ TEST(TensorRecordTest, SinkSeesTheTensorInBoundedBlocks) {
   const at::Tensor t = at::arange(600000, at::kFloat);  // 2.4 MB
   size_t largest = 0;
   int64_t total = 0;
-  absl::StatusOr<int64_t> n = WriteTensorRecord(t, [&](const char*, size_t size) {
+  absl::StatusOr<WrittenRecord> n = WriteTensorRecord(t, [&](const char*, size_t size) {
     largest = std::max(largest, size);
     total += static_cast<int64_t>(size);
     return absl::OkStatus();
   });
   ASSERT_TRUE(n.ok()) << n.status();
-  EXPECT_EQ(*n, total);
+  EXPECT_EQ(n->bytes, total);
   EXPECT_EQ(largest, size_t{1} << 20);
+}
+
+TEST(TensorRecordTest, TheRecordedCrcIsTheArchivesWhateverTheTensorSize) {
+  // Below and above the size whose CRC-32 runs on a thread of its own (4 MiB).
+  for (int64_t elements : {int64_t{0}, int64_t{3}, int64_t{300000}, int64_t{1500001}}) {
+    absl::StatusOr<std::string> archive = WriteToString(at::arange(elements, at::kFloat) * 0.5);
+    ASSERT_TRUE(archive.ok()) << archive.status();  // WriteToString compares the CRC
+  }
 }
 
 TEST(Crc32Test, MatchesTheStandardAndTheTableAlgorithm) {

@@ -40,7 +40,7 @@ TEST(Crc32Test, MatchesTheStandardCheckValueAndTheDefinition) {
 std::string TensorArchive() {
   const at::Tensor tensor = at::arange(24, at::kFloat).reshape({4, 6});
   std::string archive;
-  absl::StatusOr<int64_t> written = WriteTensorRecord(tensor, [&](const char* data, size_t n) {
+  absl::StatusOr<WrittenRecord> written = WriteTensorRecord(tensor, [&](const char* data, size_t n) {
     archive.append(data, n);
     return absl::OkStatus();
   });

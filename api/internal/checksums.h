@@ -1,16 +1,23 @@
 #ifndef DCPLAN_API_INTERNAL_CHECKSUMS_H_
 #define DCPLAN_API_INTERNAL_CHECKSUMS_H_
 
-// `.dcplan_checksums`: the XXH3-64 of every item's stored bytes, next to the
+// `.dcplan_checksums`: a checksum of every item's stored bytes, next to the
 // `.metadata` of the save that wrote them. PyTorch never opens it.
 //
 // A text file of tab-separated lines:
 //
-//   dcplan-checksums <TAB> 1 <TAB> xxh3-64
+//   dcplan-checksums <TAB> 2 <TAB> crc32
 //   save_id <TAB> <save id of the .metadata this file belongs to>
-//   <16 hex digits> <TAB> <relative path> <TAB> <offset> <TAB> <length> <TAB> <fqn> <TAB> <chunk offsets or ->
+//   <8 hex digits> <TAB> <relative path> <TAB> <offset> <TAB> <length> <TAB> <fqn> <TAB> <chunk offsets or ->
 //   ...
 //   end <TAB> <16 hex digits: XXH3-64 of every byte before this line>
+//
+// Version 2 records the CRC-32 (api/internal/crc32.h) of each item's stored
+// bytes: the writer derives it from the CRC-32 the item's ZIP records need
+// anyway (Crc32Combine), so no second pass over the bytes. A CRC-32 finds
+// every error burst of up to 32 bits, so any flipped byte with certainty.
+// Version 1 (`dcplan-checksums <TAB> 1 <TAB> xxh3-64`, 16 hex digits of
+// XXH3-64 per item), written by earlier dcplan, is still read.
 //
 // Strings are C-escaped (absl::CEscape), so no field holds a tab or newline.
 // The fqn and chunk offsets are for people reading the file; lookups use
@@ -33,6 +40,22 @@
 
 namespace dcplan::internal {
 
+// What a checksum file's per-item values are.
+enum class ChecksumAlgorithm {
+  kXxh3_64,  // version 1
+  kCrc32,    // version 2, written today
+};
+
+// "XXH3-64", "CRC-32".
+const char* ChecksumAlgorithmName(ChecksumAlgorithm algorithm);
+
+// The checksum of an item's stored bytes under `algorithm` (a CRC-32 in the
+// low 32 bits).
+uint64_t ItemChecksumOf(ChecksumAlgorithm algorithm, absl::string_view bytes);
+
+// The checksum as the file writes it: 16 or 8 hex digits.
+std::string ChecksumText(ChecksumAlgorithm algorithm, uint64_t checksum);
+
 struct ChecksumEntry {
   std::string relative_path;
   int64_t offset = 0;
@@ -45,6 +68,7 @@ struct ChecksumEntry {
 class ChecksumTable {
  public:
   const std::string& save_id() const { return save_id_; }
+  ChecksumAlgorithm algorithm() const { return algorithm_; }
   size_t size() const { return entries_.size(); }
   // The entry of the item stored at `offset` in `relative_path`, or nullptr.
   const ChecksumEntry* Find(const std::string& relative_path, int64_t offset) const;
@@ -52,12 +76,16 @@ class ChecksumTable {
  private:
   friend absl::StatusOr<ChecksumTable> ParseChecksums(absl::string_view bytes, absl::string_view source_name);
   std::string save_id_;
+  ChecksumAlgorithm algorithm_ = ChecksumAlgorithm::kCrc32;
   absl::flat_hash_map<std::pair<std::string, int64_t>, ChecksumEntry> entries_;
 };
 
-std::string SerializeChecksums(absl::string_view save_id, const std::vector<ChecksumEntry>& entries);
+// Version 2 (CRC-32) unless `algorithm` asks for version 1 (tests of old
+// files).
+std::string SerializeChecksums(absl::string_view save_id, const std::vector<ChecksumEntry>& entries,
+                               ChecksumAlgorithm algorithm = ChecksumAlgorithm::kCrc32);
 
-// Errors (DataLoss, "'<source_name>' is corrupt: ..."): a wrong header, a
+// Either version. Errors (DataLoss, "'<source_name>' is corrupt: ..."): a wrong header, a
 // missing or mismatching trailing hash, malformed lines, two entries for the
 // same (relative path, offset).
 absl::StatusOr<ChecksumTable> ParseChecksums(absl::string_view bytes, absl::string_view source_name);
@@ -65,24 +93,25 @@ absl::StatusOr<ChecksumTable> ParseChecksums(absl::string_view bytes, absl::stri
 // XXH3-64 of `bytes`.
 uint64_t Xxh3(absl::string_view bytes);
 
-// An XXH3-64 of a byte stream whose large pieces are hashed on a helper
-// thread, so that hashing overlaps the caller's I/O. Pieces of at least
-// kAsyncBytes are queued: their memory must stay valid and unchanged until
-// Digest() or Reset() returns. Smaller pieces are hashed by the caller, after
-// the queued ones. One caller thread at a time.
-class AsyncXxh3 {
+// The checksum of a byte stream (ItemChecksumOf of the concatenation)
+// whose large pieces are checksummed on a helper thread, so that the work
+// overlaps the caller's I/O. Pieces of at least kAsyncBytes are queued: their
+// memory must stay valid and unchanged until Digest() or Reset() returns.
+// Smaller pieces are done by the caller, after the queued ones. One caller
+// thread at a time.
+class AsyncChecksum {
  public:
   static constexpr size_t kAsyncBytes = size_t{64} << 10;
 
-  AsyncXxh3();
-  ~AsyncXxh3();
-  AsyncXxh3(const AsyncXxh3&) = delete;
-  AsyncXxh3& operator=(const AsyncXxh3&) = delete;
+  AsyncChecksum();
+  ~AsyncChecksum();
+  AsyncChecksum(const AsyncChecksum&) = delete;
+  AsyncChecksum& operator=(const AsyncChecksum&) = delete;
 
   // Starts a new stream (after the queued pieces of the previous one).
-  void Reset();
+  void Reset(ChecksumAlgorithm algorithm);
   void Update(const void* data, size_t size);
-  // The hash of everything since Reset(); waits for the queued pieces.
+  // The checksum of everything since Reset(); waits for the queued pieces.
   uint64_t Digest();
 
  private:

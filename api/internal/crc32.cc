@@ -6,7 +6,15 @@
 // block D bits further on, without changing the message's remainder mod P.
 // Once fewer than 16 bytes remain, the last 128-bit block and the tail are
 // run through the table algorithm. The folding constants are computed (not
-// copied) from the polynomial when first used.
+// copied) from the polynomial when first used. With VPCLMULQDQ the same
+// folds run on two 128-bit blocks per instruction, eight 256-bit
+// accumulators (256 bytes) per step, so that enough multiplications are in
+// flight to hide their latency; the accumulators are then folded into one
+// 128-bit block and finished as above.
+//
+// Crc32Combine works on the CRC register as a polynomial (reflected: bit 31
+// is the coefficient of x^0): appending n bytes multiplies the register by
+// x^(8n) mod P, and x^(8n) is built by squaring from x^8.
 
 #include <array>
 #include <cstdint>
@@ -113,8 +121,28 @@ __attribute__((target("pclmul,sse4.1"))) inline __m128i Fold(__m128i block, __m1
   return _mm_xor_si128(_mm_clmulepi64_si128(block, constants, 0x00), _mm_clmulepi64_si128(block, constants, 0x11));
 }
 
-__attribute__((target("pclmul,sse4.1"))) uint32_t PclmulCrc(uint32_t crc, const unsigned char* p, size_t size) {
+// The 128-bit accumulator `x` folded over the remaining whole 16-byte blocks,
+// then the last block and the tail through the tables.
+__attribute__((target("pclmul,sse4.1"))) uint32_t FinishFolds(__m128i x, const unsigned char* p, size_t size,
+                                                                __m128i by_128) {
+  while (size >= 16) {
+    x = _mm_xor_si128(Fold(x, by_128), _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    p += 16;
+    size -= 16;
+  }
+  unsigned char last[16];
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(last), x);
+  return RawTableCrc(RawTableCrc(0, last, 16), p, size);
+}
+
+const FoldConstants& Constants() {
   static const FoldConstants constants{MakeFold(512), MakeFold(128)};
+  return constants;
+}
+
+// Needs size >= 64.
+__attribute__((target("pclmul,sse4.1"))) uint32_t PclmulCrc(uint32_t crc, const unsigned char* p, size_t size) {
+  const FoldConstants& constants = Constants();
   auto load = [](const unsigned char* q) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(q)); };
   // The register's start value joins the message's first four bytes.
   __m128i x0 = _mm_xor_si128(load(p), _mm_cvtsi32_si128(static_cast<int>(crc)));
@@ -132,17 +160,94 @@ __attribute__((target("pclmul,sse4.1"))) uint32_t PclmulCrc(uint32_t crc, const 
   __m128i x = _mm_xor_si128(Fold(x0, constants.by_128), x1);
   x = _mm_xor_si128(Fold(x, constants.by_128), x2);
   x = _mm_xor_si128(Fold(x, constants.by_128), x3);
-  while (size >= 16) {
-    x = _mm_xor_si128(Fold(x, constants.by_128), load(p));
-    p += 16;
-    size -= 16;
-  }
-  unsigned char last[16];
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(last), x);
-  return RawTableCrc(RawTableCrc(0, last, 16), p, size);
+  return FinishFolds(x, p, size, constants.by_128);
 }
 
+constexpr int kWideAccumulators = 8;
+constexpr size_t kWideStepBytes = kWideAccumulators * 32;
+
+bool HasVpclmul() {
+  unsigned eax, ebx, ecx, edx;
+  if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0) return false;
+  constexpr unsigned kOsxsave = 1u << 27, kAvx = 1u << 28;
+  if ((ecx & kOsxsave) == 0 || (ecx & kAvx) == 0 || !HasPclmul()) return false;
+  unsigned xcr0_low, xcr0_high;
+  __asm__("xgetbv" : "=a"(xcr0_low), "=d"(xcr0_high) : "c"(0));
+  if ((xcr0_low & 0x6) != 0x6) return false;  // the OS saves XMM and YMM state
+  if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) return false;
+  constexpr unsigned kAvx2 = 1u << 5, kVpclmulqdq = 1u << 10;
+  return (ebx & kAvx2) != 0 && (ecx & kVpclmulqdq) != 0;
+}
+
+__attribute__((target("avx2,vpclmulqdq,pclmul,sse4.1"))) inline __m256i WideFold(__m256i block, __m256i constants) {
+  return _mm256_xor_si256(_mm256_clmulepi64_epi128(block, constants, 0x00),
+                          _mm256_clmulepi64_epi128(block, constants, 0x11));
+}
+
+__attribute__((target("avx2"))) inline __m256i WideLoad(const unsigned char* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+// Needs size >= kWideStepBytes.
+__attribute__((target("avx2,vpclmulqdq,pclmul,sse4.1"))) uint32_t VpclmulCrc(uint32_t crc, const unsigned char* p,
+                                                                                size_t size) {
+  static const __m128i by_step = MakeFold(static_cast<int>(kWideStepBytes * 8));
+  const __m256i fold_step = _mm256_broadcastsi128_si256(by_step);
+  __m256i x[kWideAccumulators];
+  for (int i = 0; i < kWideAccumulators; ++i) x[i] = WideLoad(p + 32 * i);
+  x[0] = _mm256_xor_si256(x[0], _mm256_zextsi128_si256(_mm_cvtsi32_si128(static_cast<int>(crc))));
+  p += kWideStepBytes;
+  size -= kWideStepBytes;
+  while (size >= kWideStepBytes) {
+    for (int i = 0; i < kWideAccumulators; ++i) x[i] = _mm256_xor_si256(WideFold(x[i], fold_step), WideLoad(p + 32 * i));
+    p += kWideStepBytes;
+    size -= kWideStepBytes;
+  }
+  // The accumulators' 128-bit halves, in message order, folded into one.
+  const __m128i by_128 = Constants().by_128;
+  __m128i folded = _mm256_castsi256_si128(x[0]);
+  folded = _mm_xor_si128(Fold(folded, by_128), _mm256_extracti128_si256(x[0], 1));
+  for (int i = 1; i < kWideAccumulators; ++i) {
+    folded = _mm_xor_si128(Fold(folded, by_128), _mm256_castsi256_si128(x[i]));
+    folded = _mm_xor_si128(Fold(folded, by_128), _mm256_extracti128_si256(x[i], 1));
+  }
+  return FinishFolds(folded, p, size, by_128);
+}
+
+enum class Implementation { kTable, kPclmul, kVpclmul };
+
+Implementation Detect() {
+  if (HasVpclmul()) return Implementation::kVpclmul;
+  if (HasPclmul()) return Implementation::kPclmul;
+  return Implementation::kTable;
+}
+
+#else
+
+enum class Implementation { kTable };
+Implementation Detect() { return Implementation::kTable; }
+
 #endif  // __x86_64__
+
+Implementation Chosen() {
+  static const Implementation chosen = Detect();
+  return chosen;
+}
+
+// The CRC register as a polynomial (reflected) times x, mod P.
+uint32_t TimesX(uint32_t v) { return (v & 1) ? (v >> 1) ^ kReflectedPolynomial : v >> 1; }
+
+uint32_t MultiplyModP(uint32_t a, uint32_t b) {
+  uint32_t product = 0;
+  for (uint32_t coefficient = uint32_t{1} << 31; coefficient != 0 && a != 0; coefficient >>= 1) {
+    if (a & coefficient) {
+      product ^= b;
+      a ^= coefficient;
+    }
+    b = TimesX(b);
+  }
+  return product;
+}
 
 }  // namespace
 
@@ -150,12 +255,49 @@ uint32_t Crc32Portable(uint32_t crc, const void* data, size_t size) {
   return ~RawTableCrc(~crc, static_cast<const unsigned char*>(data), size);
 }
 
-uint32_t Crc32(uint32_t crc, const void* data, size_t size) {
+uint32_t Crc32Pclmul(uint32_t crc, const void* data, size_t size) {
 #if defined(__x86_64__)
   static const bool has_pclmul = HasPclmul();
   if (has_pclmul && size >= 64) return ~PclmulCrc(~crc, static_cast<const unsigned char*>(data), size);
 #endif
   return Crc32Portable(crc, data, size);
+}
+
+uint32_t Crc32(uint32_t crc, const void* data, size_t size) {
+#if defined(__x86_64__)
+  const Implementation chosen = Chosen();
+  if (chosen == Implementation::kVpclmul && size >= kWideStepBytes) {
+    return ~VpclmulCrc(~crc, static_cast<const unsigned char*>(data), size);
+  }
+  if (chosen != Implementation::kTable && size >= 64) {
+    return ~PclmulCrc(~crc, static_cast<const unsigned char*>(data), size);
+  }
+#endif
+  return Crc32Portable(crc, data, size);
+}
+
+const char* Crc32Implementation() {
+  switch (Chosen()) {
+#if defined(__x86_64__)
+    case Implementation::kVpclmul:
+      return "vpclmulqdq-256";
+    case Implementation::kPclmul:
+      return "pclmulqdq-128";
+#endif
+    case Implementation::kTable:
+      break;
+  }
+  return "table";
+}
+
+uint32_t Crc32Combine(uint32_t crc_a, uint32_t crc_b, uint64_t size_b) {
+  uint32_t power = uint32_t{1} << 23;           // x^8: one byte
+  uint32_t shift = uint32_t{1} << 31;           // x^0
+  for (; size_b != 0; size_b >>= 1) {
+    if (size_b & 1) shift = MultiplyModP(shift, power);
+    power = MultiplyModP(power, power);
+  }
+  return MultiplyModP(crc_a, shift) ^ crc_b;
 }
 
 }  // namespace dcplan::internal

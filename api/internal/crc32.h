@@ -5,7 +5,9 @@
 // (reflected), pre- and post-inverted, so that
 // Crc32(Crc32(0, a), b) == Crc32(0, a + b) and
 // Crc32(0, "123456789") == 0xCBF43926. torch.save archives record it for
-// every record; dcplan computes it when writing archives and checks it in
+// every record; dcplan computes it when writing archives, records the CRC-32
+// of every stored item in `.dcplan_checksums` (derived with Crc32Combine from
+// the ZIP's own, without a second pass) and checks both on load and in
 // `dcplan verify`.
 
 #include <cstddef>
@@ -13,12 +15,27 @@
 
 namespace dcplan::internal {
 
-// Uses carry-less multiplication (PCLMULQDQ) when the CPU has it (x86-64),
-// else tables eight bytes at a time.
+// Folds 256 bits at a time with VPCLMULQDQ when the CPU (and OS) support
+// AVX2 and VPCLMULQDQ, else 128 bits with PCLMULQDQ (x86-64), else tables
+// eight bytes at a time. The choice is made once, at the first call.
 uint32_t Crc32(uint32_t crc, const void* data, size_t size);
 
-// The table-driven algorithm alone (same result as Crc32): for tests.
+// The table-driven algorithm alone (same result as Crc32): the reference
+// the fast paths are tested against.
 uint32_t Crc32Portable(uint32_t crc, const void* data, size_t size);
+
+// The 128-bit PCLMULQDQ path alone, for tests and benchmarks; the portable
+// algorithm where the CPU lacks it.
+uint32_t Crc32Pclmul(uint32_t crc, const void* data, size_t size);
+
+// Which implementation Crc32 uses on this CPU: "vpclmulqdq-256",
+// "pclmulqdq-128" or "table".
+const char* Crc32Implementation();
+
+// The CRC-32 of the concatenation a + b from crc_a = Crc32(0, a),
+// crc_b = Crc32(0, b) and b's length, without the bytes:
+// crc_a * x^(8 * size_b) + crc_b mod P, in O(log size_b) steps.
+uint32_t Crc32Combine(uint32_t crc_a, uint32_t crc_b, uint64_t size_b);
 
 }  // namespace dcplan::internal
 

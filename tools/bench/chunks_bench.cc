@@ -43,7 +43,7 @@ struct Options {
 // One float32 element as a torch.save record.
 absl::StatusOr<std::string> OneElementRecord() {
   std::string record;
-  absl::StatusOr<int64_t> written = WriteTensorRecord(at::zeros({1}, at::kFloat), [&](const char* data, size_t size) {
+  absl::StatusOr<WrittenRecord> written = WriteTensorRecord(at::zeros({1}, at::kFloat), [&](const char* data, size_t size) {
     record.append(data, size);
     return absl::OkStatus();
   });

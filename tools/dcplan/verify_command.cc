@@ -263,11 +263,11 @@ class Verifier {
   }
 
   void CheckChecksum(const StoredItem& item, const ItemChecksum& expected, absl::string_view bytes) {
-    const uint64_t actual = ItemXxh3(bytes);
-    if (actual != expected.xxh3) {
-      ItemProblem(item, absl::StrFormat("checksum mismatch (XXH3-64 %016x, .dcplan_checksums records %016x): the file "
-                                        "is corrupt",
-                                        actual, expected.xxh3));
+    const uint64_t actual = ItemChecksumOf(expected, bytes);
+    if (actual != expected.value) {
+      ItemProblem(item, absl::StrCat("checksum mismatch (", ItemChecksumText(expected, actual),
+                                     ", .dcplan_checksums records ", ItemChecksumText(expected, expected.value),
+                                     "): the file is corrupt"));
     }
   }
 
@@ -384,7 +384,8 @@ PyTorch or dcplan) and checks:
     location names one; every item lies inside its data file (a truncated or
     missing file is reported) and items of one file do not overlap;
   - .dcplan_checksums, when present and written by this save: every item's
-    XXH3-64 (a checksum file of another save is ignored, as loads do);
+    CRC-32 (XXH3-64 in files of dcplan before version 2 of the checksum
+    file; a checksum file of another save is ignored, as loads do);
   - every item is a well-formed torch.save ZIP archive whose records' CRC-32s
     match, so a flipped byte is found even without a checksum file;
   - every tensor item decodes to the dtype and chunk size the metadata

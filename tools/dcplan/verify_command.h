@@ -10,7 +10,8 @@
 //     location names a chunk or bytes value; no stream transforms;
 //   - every item lies inside its data file and items of one file do not
 //     overlap;
-//   - with a `.dcplan_checksums` of this save, every item's XXH3-64 matches
+//   - with a `.dcplan_checksums` of this save, every item's CRC-32 (XXH3-64
+//     in a version 1 file) matches
 //     and the file lists exactly the items of the metadata;
 //   - every item is a well-formed ZIP whose records' CRC-32s match (so a
 //     flipped byte is caught in PyTorch-written checkpoints too);

@@ -160,7 +160,7 @@ TEST(VerifyTest, DcplanCheckpointFindsAFlippedByteInEveryItemWithAndWithoutCheck
         WriteBytes(path, broken);
         const CommandRun run = Verify({dir, "--quiet"});
         EXPECT_EQ(run.status, 1) << ToString(index) << " byte " << position << "\n" << run.out;
-        EXPECT_EQ(Contains(run.out, ItemPrefix(index, info) + "checksum mismatch (XXH3-64 "), with_checksums)
+        EXPECT_EQ(Contains(run.out, ItemPrefix(index, info) + "checksum mismatch (CRC-32 "), with_checksums)
             << run.out;
         const std::vector<std::string> lines = Lines(run.out);
         ASSERT_GE(lines.size(), 2u);
