@@ -58,6 +58,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "tools/bench/crc32_rates.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "api/c10d_coordinator.h"
@@ -501,8 +502,9 @@ int ParentMain(const std::vector<std::string>& argv) {
       "# io_bench: state dict of %d tensors (float32 and bfloat16), %.3f GiB; %d repetition(s) per case, best "
       "time shown\n\n",
       specs.size(), total / 1073741824.0, options.reps);
-  std::cout << "| case | medium | procs | GB/s | ratio to raw | peak extra RSS % | wall s | CPU s |\n"
-               "|---|---|---|---|---|---|---|---|\n";
+  PrintCrc32Rates(std::cout);
+  std::cout << "| case | medium | procs | GB/s | ratio to raw | peak extra RSS % | wall s | CPU s | CPU s/GB |\n"
+               "|---|---|---|---|---|---|---|---|---|\n";
   bool all_ok = true;
   const std::vector<std::pair<std::string, std::string>> pairs = {
       {"raw_write", "raw_read"}, {"dcplan_save", "dcplan_load"}, {"torch_save", "torch_load"}};
@@ -539,16 +541,16 @@ int ParentMain(const std::vector<std::string>& argv) {
         if (label == "torch load") label = "torch::load";
         if (!r.ok) {
           all_ok = false;
-          std::cout << "| " << label << " | " << medium << " | " << procs << " | FAILED | | | | |\n";
+          std::cout << "| " << label << " | " << medium << " | " << procs << " | FAILED | | | | | |\n";
           notes.push_back(absl::StrCat(label, " ", medium, " ", procs, " procs: ", r.error));
           continue;
         }
         const double rate = r.bytes / r.seconds;
         const bool is_write = kind.find("write") != std::string::npos || kind.find("save") != std::string::npos;
         const double raw = is_write ? raw_write : raw_read;
-        std::cout << absl::StrFormat("| %s | %s | %d | %.2f | %.2f | %.1f | %.3f | %.3f |\n", label, medium, procs,
-                                     rate / 1e9, raw > 0 ? rate / raw : 0.0, r.peak_extra_fraction * 100, r.seconds,
-                                     r.cpu_seconds);
+        std::cout << absl::StrFormat("| %s | %s | %d | %.2f | %.2f | %.1f | %.3f | %.3f | %.3f |\n", label, medium,
+                                     procs, rate / 1e9, raw > 0 ? rate / raw : 0.0, r.peak_extra_fraction * 100,
+                                     r.seconds, r.cpu_seconds, r.cpu_seconds / (r.bytes / 1e9));
         if (r.phase2_seconds >= 0) {
           notes.push_back(absl::StrFormat("torch::load %s %d procs: %.3f s of the %.3f s are the copy_ into the "
                                           "pre-allocated tensors",
@@ -563,7 +565,8 @@ int ParentMain(const std::vector<std::string>& argv) {
                "ratio to raw = GB/s over raw write (saves) or raw read (loads) of the same medium and process "
                "count; peak extra RSS = peak RSS minus the RSS after building the state dict, over the process's "
                "state-dict bytes (largest over processes and repetitions); CPU s = user + system time summed "
-               "over processes.\n"
+               "over processes (helper threads included); CPU s/GB = CPU s per GB of state dict, the work per "
+               "byte.\n"
                "\"disk\": a file system on the local disk; the page cache cannot be dropped here, so reads come "
                "from a warm page cache, and writes include fsync. torch::save is followed by an fsync of its file; "
                "torch::load appends new tensors (it cannot load in place) and is followed by copy_ into the "
