@@ -275,6 +275,27 @@ class ReaderFaultTest : public ::testing::Test {
 
   const StorageInfo& w() const { return InfoOf(metadata_, "w", Shape{0, 0}); }
 
+  // The data file with byte `byte` of w's elements (found by their bytes)
+  // xor-ed with `mask`: the archive stays valid, only checksums can tell.
+  std::string WithElementByteFlipped(size_t byte, char mask) const {
+    const size_t at = data_.find(TensorBytes(Arange(at::kFloat, {8, 4}, 1.0)));
+    EXPECT_NE(at, std::string::npos);
+    std::string damaged = data_;
+    damaged[at + byte] ^= mask;
+    return damaged;
+  }
+
+  // A checksum file of this save listing every item of `data` under `algorithm`.
+  std::string ChecksumFileOf(absl::string_view data, internal::ChecksumAlgorithm algorithm) const {
+    std::vector<internal::ChecksumEntry> entries;
+    for (const auto& [index, info] : *metadata_.storage_data) {
+      entries.push_back({info.relative_path, info.offset, info.length,
+                         internal::ItemChecksumOf(algorithm, data.substr(info.offset, info.length)), index.fqn,
+                         index.offset});
+    }
+    return internal::SerializeChecksums(*metadata_.storage_meta->save_id, entries, algorithm);
+  }
+
   std::string dir_;
   Metadata metadata_;
   std::string data_;
@@ -298,14 +319,7 @@ TEST_F(ReaderFaultTest, TruncatedDataFile) {
 }
 
 TEST_F(ReaderFaultTest, FlippedByteInAnItem) {
-  // Flip a byte of w's elements (found by their bytes): the archive stays
-  // valid, only the checksum can tell.
-  const std::string elements = TensorBytes(Arange(at::kFloat, {8, 4}, 1.0));
-  const size_t at = data_.find(elements);
-  ASSERT_NE(at, std::string::npos);
-  std::string damaged = data_;
-  damaged[at + 5] ^= 0x40;
-  ASSERT_TRUE(WriteFile(dir_ + "/__0_0.distcp", damaged));
+  ASSERT_TRUE(WriteFile(dir_ + "/__0_0.distcp", WithElementByteFlipped(5, 0x40)));
 
   StateDict loaded = SimpleStateDict(0.0);
   absl::Status status = LoadDirect(dir_, loaded);
@@ -337,25 +351,13 @@ TEST_F(ReaderFaultTest, AFlippedByteAnywhereInATensorItemFailsTheLoad) {
 
 // A version 1 checksum file (XXH3-64, written by earlier dcplan) is checked.
 TEST_F(ReaderFaultTest, Version1ChecksumFilesAreStillChecked) {
-  std::vector<internal::ChecksumEntry> entries;
-  for (const auto& [index, info] : *metadata_.storage_data) {
-    entries.push_back({info.relative_path, info.offset, info.length,
-                       internal::Xxh3(absl::string_view(data_).substr(info.offset, info.length)), index.fqn,
-                       index.offset});
-  }
-  ASSERT_TRUE(WriteFile(dir_ + "/.dcplan_checksums",
-                        internal::SerializeChecksums(*metadata_.storage_meta->save_id, entries,
-                                                     internal::ChecksumAlgorithm::kXxh3_64)));
+  ASSERT_TRUE(WriteFile(dir_ + "/.dcplan_checksums", ChecksumFileOf(data_, internal::ChecksumAlgorithm::kXxh3_64)));
   StateDict loaded = SimpleStateDict(0.0);
   absl::Status status = LoadDirect(dir_, loaded);
   ASSERT_TRUE(status.ok()) << status;
   EXPECT_TRUE(BitwiseEqual(*PlainTensorOf(*loaded.FindEntry("w")->leaf()), Arange(at::kFloat, {8, 4}, 1.0)));
 
-  const size_t at = data_.find(TensorBytes(Arange(at::kFloat, {8, 4}, 1.0)));
-  ASSERT_NE(at, std::string::npos);
-  std::string damaged = data_;
-  damaged[at + 9] ^= 0x10;
-  ASSERT_TRUE(WriteFile(dir_ + "/__0_0.distcp", damaged));
+  ASSERT_TRUE(WriteFile(dir_ + "/__0_0.distcp", WithElementByteFlipped(9, 0x10)));
   status = LoadDirect(dir_, loaded);
   EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(status.message(), absl::StrCat("rank 0: checksum mismatch in __0_0.distcp at offset ", w().offset,
@@ -366,21 +368,9 @@ TEST_F(ReaderFaultTest, Version1ChecksumFilesAreStillChecked) {
 // record's CRC-32 (here the record is rewritten consistently with the side
 // file, as a buggy or hostile writer might).
 TEST_F(ReaderFaultTest, TheZipRecordsCrcOfATensorIsChecked) {
-  const std::string elements = TensorBytes(Arange(at::kFloat, {8, 4}, 1.0));
-  const size_t at = data_.find(elements);
-  ASSERT_NE(at, std::string::npos);
-  std::string damaged = data_;
-  damaged[at] ^= 0x01;
-  std::vector<internal::ChecksumEntry> entries;
-  for (const auto& [index, info] : *metadata_.storage_data) {
-    const absl::string_view item = absl::string_view(damaged).substr(info.offset, info.length);
-    entries.push_back(
-        {info.relative_path, info.offset, info.length, internal::Crc32(0, item.data(), item.size()), index.fqn,
-         index.offset});
-  }
+  const std::string damaged = WithElementByteFlipped(0, 0x01);
   ASSERT_TRUE(WriteFile(dir_ + "/__0_0.distcp", damaged));
-  ASSERT_TRUE(WriteFile(dir_ + "/.dcplan_checksums",
-                        internal::SerializeChecksums(*metadata_.storage_meta->save_id, entries)));
+  ASSERT_TRUE(WriteFile(dir_ + "/.dcplan_checksums", ChecksumFileOf(damaged, internal::ChecksumAlgorithm::kCrc32)));
   StateDict loaded = SimpleStateDict(0.0);
   absl::Status status = LoadDirect(dir_, loaded);
   EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
