@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <exception>
 #include <string>
 #include <system_error>
@@ -246,13 +247,14 @@ absl::StatusOr<at::Tensor> ReadTensorRecord(const RecordSource& source) {
   // its storage or a storage record of the wrong size is refused here too,
   // where LibTorch would silently resize the storage.
   absl::StatusOr<TensorRecordLayout> layout = ReadTensorRecordLayout(BufferRecordSource(bytes));
-  // LibTorch's unpickler does not know _rebuild_tensor_v3: dcplan builds those.
+  if (layout.ok() && layout->read_by_dcplan) return TensorOfLayout(*layout, bytes);
+  if (!layout.ok() && !absl::IsUnimplemented(layout.status())) return layout.status();
+  // LibTorch's unpickler does not know _rebuild_tensor_v3: what dcplan's
+  // reader left unimplemented, LibTorch cannot build either.
   if (absl::StatusOr<std::string> pickle = ReadArchiveDataPickle(bytes);
       pickle.ok() && pickle::CallsRebuildTensorV3(*pickle)) {
-    if (!layout.ok()) return layout.status();
-    return TensorOfLayout(*layout, bytes);
+    return layout.status();
   }
-  if (!layout.ok() && !absl::IsUnimplemented(layout.status())) return layout.status();
   absl::StatusOr<c10::IValue> value = LoadValueRecord(bytes);
   if (!value.ok()) return value.status();
   if (!value->isTensor()) {
@@ -309,7 +311,7 @@ absl::StatusOr<std::string> ReadRecordBytes(const RecordSource& source, const in
 // (pickle::CheckPickleStructure).
 absl::StatusOr<std::string> ReadCheckedDataPickle(const RecordSource& source,
                                                   const std::vector<internal::ZipRecord>& records,
-                                                  std::string* folder) {
+                                                  std::string* folder, std::vector<std::string>* globals = nullptr) {
   if (records.empty()) return NotATensorRecord("an empty archive");
   const std::string& first = records.front().name;
   const size_t slash = first.find('/');
@@ -319,7 +321,7 @@ absl::StatusOr<std::string> ReadCheckedDataPickle(const RecordSource& source,
   if (pickle_record == nullptr) return NotATensorRecord("no data.pkl record");
   absl::StatusOr<std::string> pickle = ReadRecordBytes(source, *pickle_record);
   if (!pickle.ok()) return pickle.status();
-  if (absl::Status structure = pickle::CheckPickleStructure(*pickle); !structure.ok()) {
+  if (absl::Status structure = pickle::CheckPickleStructure(*pickle, globals); !structure.ok()) {
     return absl::DataLossError(absl::StrCat("data.pkl: ", structure.message()));
   }
   return pickle;
@@ -377,17 +379,15 @@ absl::Status CheckView(const TensorRecordLayout& layout) {
   return absl::OkStatus();
 }
 
-// The layout of a _rebuild_tensor_v3 record, read with dcplan's restricted
-// unpickler (api/pickle/tensor_v3_pickle.h). The storage's location is not
-// checked: like LibTorch's reader for the other records, dcplan reads every
-// tensor onto the CPU.
-absl::StatusOr<TensorRecordLayout> ReadV3Layout(const RecordSource& source,
+// The layout of a record whose data.pkl dcplan's restricted unpickler read
+// (api/pickle/tensor_v3_pickle.h). The storage's location is not checked:
+// like LibTorch's reader for the other records, dcplan reads every tensor
+// onto the CPU.
+absl::StatusOr<TensorRecordLayout> LayoutOfCall(const RecordSource& source,
                                                 const std::vector<internal::ZipRecord>& records,
-                                                const std::string& folder, absl::string_view data_pickle) {
-  absl::StatusOr<pickle::RebuildTensorV3> call = pickle::ParseRebuildTensorV3(data_pickle);
-  if (!call.ok()) return NotATensorRecord(absl::StrCat("data.pkl: ", call.status().message()));
+                                                const std::string& folder, const pickle::RebuildTensorCall& call) {
   // LibTorch 1.13 has no uint16/32/64 or float8: Unimplemented, naming the dtype.
-  DCPLAN_ASSIGN_OR_RETURN(const c10::ScalarType scalar_type, ScalarTypeFromDType(call->dtype));
+  DCPLAN_ASSIGN_OR_RETURN(const c10::ScalarType scalar_type, ScalarTypeFromDType(call.dtype));
   if (const internal::ZipRecord* byteorder = FindRecord(records, folder + "byteorder")) {
     DCPLAN_ASSIGN_OR_RETURN(const std::string order, ReadRecordBytes(source, *byteorder));
     if (order != "little") {
@@ -396,17 +396,55 @@ absl::StatusOr<TensorRecordLayout> ReadV3Layout(const RecordSource& source,
   }
   TensorRecordLayout layout;
   layout.dtype = scalar_type;
-  layout.sizes = call->sizes;
-  layout.strides = call->strides;
-  layout.storage_offset = call->storage_offset;
-  layout.storage_bytes = call->storage_bytes;
+  layout.sizes = call.sizes;
+  layout.strides = call.strides;
+  layout.storage_offset = call.storage_offset;
+  layout.storage_bytes = call.storage_bytes;
+  layout.read_by_dcplan = true;
   const int64_t element_size = static_cast<int64_t>(c10::elementSize(scalar_type));
   if (layout.storage_bytes % element_size != 0) {
     return NotATensorRecord(absl::StrCat("an untyped storage of ", layout.storage_bytes, " bytes is no whole number of ",
-                                         DTypeName(call->dtype), " elements"));
+                                         DTypeName(call.dtype), " elements"));
   }
-  DCPLAN_RETURN_IF_ERROR(LocateStorage(records, folder, call->storage_key, layout));
+  DCPLAN_RETURN_IF_ERROR(LocateStorage(records, folder, call.storage_key, layout));
   DCPLAN_RETURN_IF_ERROR(CheckView(layout));
+  return layout;
+}
+
+absl::StatusOr<TensorRecordLayout> ReadV3Layout(const RecordSource& source,
+                                                const std::vector<internal::ZipRecord>& records,
+                                                const std::string& folder, absl::string_view data_pickle) {
+  absl::StatusOr<pickle::RebuildTensorCall> call = pickle::ParseRebuildTensorV3(data_pickle);
+  if (!call.ok()) return NotATensorRecord(absl::StrCat("data.pkl: ", call.status().message()));
+  return LayoutOfCall(source, records, folder, *call);
+}
+
+// The file format version an archive records (LibTorch's reader refuses an
+// unreadable one).
+absl::StatusOr<uint64_t> ReadArchiveVersion(const RecordSource& source,
+                                            const std::vector<internal::ZipRecord>& records,
+                                            const std::string& folder) {
+  for (const char* name : {".data/version", "version"}) {
+    const internal::ZipRecord* record = FindRecord(records, folder + name);
+    if (record == nullptr) continue;
+    DCPLAN_ASSIGN_OR_RETURN(const std::string text, ReadRecordBytes(source, *record));
+    uint64_t version = 0;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &version)) return NotATensorRecord("bad version record");
+    return version;
+  }
+  return caffe2::serialize::kMinProducedFileFormatVersion;
+}
+
+// The layout of a _rebuild_tensor_v2 record of the shape every torch.save
+// writes (api/pickle/tensor_v3_pickle.h), read without LibTorch's unpickler;
+// nullopt for any other shape, which LibTorch's unpickler decides about.
+std::optional<absl::StatusOr<TensorRecordLayout>> ReadCanonicalV2Layout(
+    const RecordSource& source, const std::vector<internal::ZipRecord>& records, const std::string& folder,
+    absl::string_view data_pickle) {
+  absl::StatusOr<pickle::RebuildTensorCall> call = pickle::ParseRebuildTensorV2(data_pickle);
+  if (!call.ok() || call->storage_location != "cpu") return std::nullopt;
+  absl::StatusOr<TensorRecordLayout> layout = LayoutOfCall(source, records, folder, *call);
+  if (absl::IsUnimplemented(layout.status())) return std::nullopt;
   return layout;
 }
 
@@ -434,17 +472,16 @@ absl::StatusOr<TensorRecordLayout> ReadTensorRecordLayout(const RecordSource& so
   if (!records.ok()) return records.status();
   // Like LibTorch: every record lives in the folder of the first one.
   std::string folder;
-  absl::StatusOr<std::string> pickle = ReadCheckedDataPickle(source, *records, &folder);
+  std::vector<std::string> globals;
+  absl::StatusOr<std::string> pickle = ReadCheckedDataPickle(source, *records, &folder, &globals);
   if (!pickle.ok()) return pickle.status();
-  if (pickle::CallsRebuildTensorV3(*pickle)) return ReadV3Layout(source, *records, folder, *pickle);
-  uint64_t version = caffe2::serialize::kMinProducedFileFormatVersion;
-  for (const char* name : {".data/version", "version"}) {
-    const internal::ZipRecord* record = FindRecord(*records, folder + name);
-    if (record == nullptr) continue;
-    absl::StatusOr<std::string> text = ReadRecordBytes(source, *record);
-    if (!text.ok()) return text.status();
-    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &version)) return NotATensorRecord("bad version record");
-    break;
+  if (std::find(globals.begin(), globals.end(), "torch._utils._rebuild_tensor_v3") != globals.end()) {
+    return ReadV3Layout(source, *records, folder, *pickle);
+  }
+  DCPLAN_ASSIGN_OR_RETURN(const uint64_t version, ReadArchiveVersion(source, *records, folder));
+  if (std::optional<absl::StatusOr<TensorRecordLayout>> layout =
+          ReadCanonicalV2Layout(source, *records, folder, *pickle)) {
+    return *std::move(layout);
   }
 
   // The unpickler asks for each storage's bytes; it gets none (an empty data

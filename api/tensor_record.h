@@ -9,11 +9,12 @@
 // Writing streams: the tensor's bytes go from its memory to the sink without
 // an intermediate copy, in blocks (api/internal/torch_zip.h writes the ZIP
 // container exactly as LibTorch's PyTorchStreamWriter does; archives of 4 GiB
-// or more go through PyTorchStreamWriter itself). Reading the whole record
-// uses LibTorch's own torch.save reader, except for records rebuilt by
-// torch._utils._rebuild_tensor_v3 (the dtypes 2.x added: uint16/32/64, float8;
-// LibTorch's unpickler does not know that function), which dcplan's
-// restricted unpickler reads (api/pickle/tensor_v3_pickle.h);
+// or more go through PyTorchStreamWriter itself). Reading decodes data.pkl
+// with dcplan's restricted unpickler (api/pickle/tensor_v3_pickle.h) for the
+// records torch.save writes (_rebuild_tensor_v2 over a CPU storage) and for
+// those rebuilt by torch._utils._rebuild_tensor_v3 (the dtypes 2.x added:
+// uint16/32/64, float8; LibTorch's unpickler does not know that function),
+// and with LibTorch's own torch.save reader for anything else;
 // ReadTensorRecordLayout locates the tensor's bytes without reading them, so
 // that a caller can read them where they belong.
 
@@ -125,15 +126,19 @@ struct TensorRecordLayout {
   int64_t storage_bytes = 0;   // the storage record's size
   int64_t data_offset = 0;     // of the storage record's bytes within the archive
   uint32_t data_crc32 = 0;     // the ZIP's CRC-32 of those bytes
+  // data.pkl was read by dcplan's restricted unpickler (the call shape every
+  // torch.save writes, and _rebuild_tensor_v3), not by LibTorch's.
+  bool read_by_dcplan = false;
   // The tensor is its whole storage, laid out contiguously from its start.
   bool IsDenseStorage() const;
 };
 
-// The layout of a torch.save'd tensor. data.pkl is run by LibTorch's
-// unpickler (TorchScript types only, nothing executed), or for a
-// _rebuild_tensor_v3 record by dcplan's restricted one (any global but
-// _rebuild_tensor_v3, torch.storage.UntypedStorage, collections.OrderedDict
-// and torch.<dtype> is refused by name), and its CRC-32 checked; the view is
+// The layout of a torch.save'd tensor. data.pkl is read by dcplan's
+// restricted unpickler (api/pickle/tensor_v3_pickle.h: _rebuild_tensor_v3
+// records, and _rebuild_tensor_v2 records of the shape every torch.save
+// writes, a CPU storage; any other global is refused by name) or, for other
+// v2 records, by LibTorch's unpickler (TorchScript types only, nothing
+// executed); its CRC-32 is checked; the view is
 // checked to lie inside the storage and the storage record to have the size
 // the pickle gives it (overflow-checked). Errors: DataLoss for malformed
 // archives, pickles that are not one CPU tensor, storage records that do not

@@ -431,7 +431,44 @@ TEST(TensorRecordLayoutTest, PythonWrittenViewsKeepTheirOffsetAndStrides) {
   absl::StatusOr<at::Tensor> whole = ReadTensorRecord(BufferRecordSource(archive));
   ASSERT_TRUE(whole.ok()) << whole.status();
   EXPECT_TRUE(at::equal(view, *whole));
+  absl::StatusOr<c10::IValue> libtorch = LoadValueRecord(archive);
+  ASSERT_TRUE(libtorch.ok()) << libtorch.status();
+  EXPECT_TRUE(at::equal(view, libtorch->toTensor()));
+  EXPECT_EQ(whole->strides(), libtorch->toTensor().strides());
+  EXPECT_EQ(whole->storage_offset(), libtorch->toTensor().storage_offset());
   EXPECT_TRUE(at::equal(view, at::arange(30, at::kFloat).reshape({5, 6}).narrow(0, 1, 3).narrow(1, 2, 3)));
+}
+
+// dcplan decodes the _rebuild_tensor_v2 records torch.save writes itself
+// (no LibTorch unpickler per item): for every dtype with a legacy storage
+// class it must find what LibTorch's own reader builds.
+TEST(TensorRecordLayoutTest, CanonicalV2RecordsDecodeAsLibTorchDecodesThem) {
+  const std::vector<at::ScalarType> types = {at::kFloat, at::kDouble, at::kHalf,  at::kBFloat16,
+                                             at::kByte,  at::kChar,   at::kShort, at::kInt,
+                                             at::kLong,  at::kBool,   at::kComplexFloat, at::kComplexDouble};
+  const std::vector<std::vector<int64_t>> shapes = {{}, {0}, {7}, {3, 5}, {2, 1, 4}};
+  for (const at::ScalarType type : types) {
+    for (const std::vector<int64_t>& shape : shapes) {
+      const int64_t numel = c10::multiply_integers(shape);
+      const at::Tensor t = at::arange(numel, at::kDouble).reshape(shape).to(type);
+      absl::StatusOr<std::string> archive = WriteToString(t);
+      ASSERT_TRUE(archive.ok()) << archive.status();
+      absl::StatusOr<TensorRecordLayout> layout = ReadTensorRecordLayout(BufferRecordSource(*archive));
+      ASSERT_TRUE(layout.ok()) << c10::toString(type) << ": " << layout.status();
+      EXPECT_TRUE(layout->read_by_dcplan) << c10::toString(type);
+      absl::StatusOr<c10::IValue> libtorch = LoadValueRecord(*archive);
+      ASSERT_TRUE(libtorch.ok()) << libtorch.status();
+      const at::Tensor expected = libtorch->toTensor();
+      EXPECT_EQ(layout->dtype, expected.scalar_type());
+      EXPECT_EQ(layout->sizes, expected.sizes().vec()) << c10::toString(type);
+      EXPECT_EQ(layout->strides, expected.strides().vec()) << c10::toString(type);
+      EXPECT_EQ(layout->storage_offset, expected.storage_offset());
+      EXPECT_EQ(layout->storage_bytes, static_cast<int64_t>(expected.storage().nbytes()));
+      absl::StatusOr<at::Tensor> read = ReadTensorRecord(BufferRecordSource(*archive));
+      ASSERT_TRUE(read.ok()) << read.status();
+      EXPECT_TRUE(at::equal(*read, expected)) << c10::toString(type);
+    }
+  }
 }
 
 }  // namespace

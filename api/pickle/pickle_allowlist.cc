@@ -1,6 +1,8 @@
 #include "api/pickle/pickle_allowlist.h"
 
 #include <array>
+#include <optional>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -84,6 +86,24 @@ std::optional<AllowedGlobal> ResolveTorchAttribute(absl::string_view name) {
   return AllowedGlobal{GlobalKind::kDType, static_cast<int64_t>(*dtype), absl::StrCat("torch.", name)};
 }
 
+// The dtype of a legacy typed storage class (torch.FloatStorage, ...), the
+// storage argument of _rebuild_tensor_v2. The quantized ones are left out:
+// dcplan reads no quantized tensor record.
+std::optional<DType> LegacyStorageDType(absl::string_view name) {
+  constexpr std::pair<absl::string_view, DType> kStorages[] = {
+      {"FloatStorage", DType::kFloat32},    {"DoubleStorage", DType::kFloat64},
+      {"HalfStorage", DType::kFloat16},     {"BFloat16Storage", DType::kBFloat16},
+      {"ByteStorage", DType::kUInt8},       {"CharStorage", DType::kInt8},
+      {"ShortStorage", DType::kInt16},      {"IntStorage", DType::kInt32},
+      {"LongStorage", DType::kInt64},       {"BoolStorage", DType::kBool},
+      {"ComplexFloatStorage", DType::kComplex64}, {"ComplexDoubleStorage", DType::kComplex128},
+  };
+  for (const auto& [storage_name, dtype] : kStorages) {
+    if (name == storage_name) return dtype;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<AllowedGlobal> ResolveGlobal(absl::string_view module, absl::string_view name) {
@@ -98,6 +118,7 @@ std::optional<AllowedGlobal> ResolveGlobal(absl::string_view module, absl::strin
 
 std::optional<AllowedGlobal> ResolveTensorRecordGlobal(absl::string_view module, absl::string_view name) {
   constexpr Entry kTensorRecordEntries[] = {
+      {"torch._utils", "_rebuild_tensor_v2", GlobalKind::kRebuildTensorV2},
       {"torch._utils", "_rebuild_tensor_v3", GlobalKind::kRebuildTensorV3},
       {"torch.storage", "UntypedStorage", GlobalKind::kUntypedStorage},
       {"collections", "OrderedDict", GlobalKind::kOrderedDict},
@@ -108,6 +129,9 @@ std::optional<AllowedGlobal> ResolveTensorRecordGlobal(absl::string_view module,
     }
   }
   if (module != "torch") return std::nullopt;
+  if (std::optional<DType> dtype = LegacyStorageDType(name)) {
+    return AllowedGlobal{GlobalKind::kTypedStorage, static_cast<int64_t>(*dtype), absl::StrCat("torch.", name)};
+  }
   std::optional<AllowedGlobal> attribute = ResolveTorchAttribute(name);
   if (!attribute || attribute->kind != GlobalKind::kDType) return std::nullopt;
   return attribute;

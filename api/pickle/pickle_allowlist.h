@@ -22,10 +22,12 @@ struct AllowedGlobal {
 // The allowlisted meaning of `module`.`name`, or nullopt if it is not allowed.
 std::optional<AllowedGlobal> ResolveGlobal(absl::string_view module, absl::string_view name);
 
-// The allowlisted meaning of `module`.`name` in the data.pkl of a
-// _rebuild_tensor_v3 tensor record: exactly the globals a weights_only load
-// needs for one (torch._utils._rebuild_tensor_v3, torch.storage.UntypedStorage,
-// collections.OrderedDict, torch.<dtype>), or nullopt.
+// The allowlisted meaning of `module`.`name` in the data.pkl of a tensor
+// record: exactly the globals a weights_only load needs for one
+// (torch._utils._rebuild_tensor_v2 with a legacy storage class
+// torch.<Name>Storage of a non-quantized dtype, or
+// torch._utils._rebuild_tensor_v3 with torch.storage.UntypedStorage and
+// torch.<dtype>; collections.OrderedDict), or nullopt.
 std::optional<AllowedGlobal> ResolveTensorRecordGlobal(absl::string_view module, absl::string_view name);
 
 // Module paths of PyTorch 2.x (epochs E2+), used by the writer.

@@ -175,6 +175,7 @@ absl::Status Machine::Reduce() {
       if (!(*args)->items.empty()) return Error("collections.OrderedDict with arguments is not supported");
       Push(New(ValueKind::kDict));
       return absl::OkStatus();
+    case GlobalKind::kRebuildTensorV2:
     case GlobalKind::kRebuildTensorV3:
     case GlobalKind::kTorchSize:
     case GlobalKind::kGetLayout:

@@ -1,6 +1,7 @@
 #include "api/pickle/pickle_reader.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -67,18 +68,32 @@ std::string DescribeValue(const Value& value) {
   return "?";
 }
 
+void PickleDocument::FreeBlock::operator()(char* block) const { std::free(block); }
+
+namespace {
+
+// A block of `bytes`, not zeroed: placement-new or copies fill it.
+char* NewBlock(size_t bytes) {
+  void* block = std::malloc(bytes);
+  if (block == nullptr) throw std::bad_alloc();
+  return static_cast<char*>(block);
+}
+
+}  // namespace
+
 template <typename T>
 T* PickleDocument::Room(size_t count) {
   const size_t bytes = count * sizeof(T);
   if (bytes > kBlockBytes / 4) {  // a large array gets a block of its own
-    std::unique_ptr<char[]> block(new char[bytes]);  // not zeroed: placement-new or copies fill it
+    std::unique_ptr<char, FreeBlock> block(NewBlock(bytes));
     T* room = reinterpret_cast<T*>(block.get());
     blocks_.insert(blocks_.end() - (blocks_.empty() ? 0 : 1), std::move(block));
     return room;
   }
   block_used_ = (block_used_ + alignof(T) - 1) / alignof(T) * alignof(T);
-  if (block_used_ + bytes > kBlockBytes) {
-    blocks_.emplace_back(new char[kBlockBytes]);
+  if (blocks_.empty() || block_used_ + bytes > block_size_) {
+    block_size_ = std::max(std::min(block_size_ * 2, kBlockBytes), std::max(kFirstBlockBytes, bytes));
+    blocks_.emplace_back(NewBlock(block_size_));
     block_used_ = 0;
   }
   T* room = reinterpret_cast<T*>(blocks_.back().get() + block_used_);

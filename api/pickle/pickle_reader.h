@@ -83,6 +83,7 @@ enum class GlobalKind : uint8_t {
   kPosixPath,          // pathlib (Pure)PosixPath / Path and pathlib._local variants
   kWindowsPath,        // pathlib (Pure)WindowsPath and pathlib._local variants
   kOrderedDict,        // collections.OrderedDict() -> an empty dict
+  kRebuildTensorV2,    // torch._utils._rebuild_tensor_v2(...) (tensor records only)
   kRebuildTensorV3,    // torch._utils._rebuild_tensor_v3(...) (tensor records only)
   // A storage's persistent id (tensor records only): an object whose one
   // item is the id BINPERSID popped.
@@ -91,13 +92,14 @@ enum class GlobalKind : uint8_t {
   kDType,   // torch.<dtype>: Value::integer holds the dcplan::DType
   kLayout,  // torch.<layout>: Value::integer holds the dcplan::Layout
   kUntypedStorage,  // torch.storage.UntypedStorage (tensor records only)
+  kTypedStorage,    // torch.<Name>Storage (tensor records only): Value::integer holds its dcplan::DType
 };
 
 // Which pickles Unpickle() reads: which globals it allows, and whether
 // persistent ids are allowed.
 enum class PickleVocabulary : uint8_t {
   kCheckpointMetadata,  // DCP's .metadata (spec/format.md §5); no persistent ids
-  kTensorRecord,        // the data.pkl of a _rebuild_tensor_v3 tensor record
+  kTensorRecord,        // the data.pkl of a _rebuild_tensor_v2 / _v3 tensor record
 };
 
 enum class ValueKind : uint8_t {
@@ -215,10 +217,18 @@ class PickleDocument {
   void Reserve(Children<DictEntry>& children, size_t more);
 
   // Values and children live in blocks that never move (pointers stay
-  // valid when the document is moved).
+  // valid when the document is moved). Blocks grow from 4 KiB (all a tensor
+  // record's data.pkl needs: one is read per item) to 1 MiB. (Transparent
+  // huge pages for large blocks were measured slower: the kernel zeroes
+  // each 2 MiB page in one go.)
+  static constexpr size_t kFirstBlockBytes = size_t{4} << 10;
   static constexpr size_t kBlockBytes = size_t{1} << 20;
-  std::vector<std::unique_ptr<char[]>> blocks_;
-  size_t block_used_ = kBlockBytes;
+  struct FreeBlock {
+    void operator()(char* block) const;
+  };
+  std::vector<std::unique_ptr<char, FreeBlock>> blocks_;
+  size_t block_size_ = 0;
+  size_t block_used_ = 0;
   absl::node_hash_set<std::string> names_;
   const Value* root_ = nullptr;
   int protocol_ = 0;

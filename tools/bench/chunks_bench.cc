@@ -38,6 +38,7 @@ struct Options {
   int64_t chunks = 1000000;
   std::string dir = "/var/tmp";
   std::string dcplan = "tools/dcplan";  // in this binary's runfiles
+  bool keep = false;                      // leave the checkpoint for profiling
 };
 
 // One float32 element as a torch.save record.
@@ -113,7 +114,11 @@ int Run(const Options& options) {
                                  static_cast<double>(process.peak_rss_bytes) / *metadata_bytes);
     fs::remove(spec.output_path);
   }
-  fs::remove_all(directory);
+  if (options.keep) {
+    std::cerr << "kept " << directory << "\n";
+  } else {
+    fs::remove_all(directory);
+  }
   return failures == 0 ? 0 : 1;
 }
 
@@ -121,24 +126,24 @@ int Run(const Options& options) {
 }  // namespace dcplan
 
 int main(int argc, char** argv) {
+  constexpr const char* kUsage = "usage: chunks_bench [--chunks N] [--dir DIR] [--dcplan PATH] [--keep]\n";
   dcplan::Options options;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
-    if (flag == "--chunks" && absl::SimpleAtoi(argv[i + 1], &options.chunks) && options.chunks > 0) continue;
-    if (flag == "--dir") {
-      options.dir = argv[i + 1];
-      continue;
+    const bool has_value = i + 1 < argc;
+    if (flag == "--keep") {
+      options.keep = true;
+    } else if (flag == "--chunks" && has_value && absl::SimpleAtoi(argv[i + 1], &options.chunks) &&
+               options.chunks > 0) {
+      ++i;
+    } else if (flag == "--dir" && has_value) {
+      options.dir = argv[++i];
+    } else if (flag == "--dcplan" && has_value) {
+      options.dcplan = argv[++i];
+    } else {
+      std::cerr << kUsage;
+      return 2;
     }
-    if (flag == "--dcplan") {
-      options.dcplan = argv[i + 1];
-      continue;
-    }
-    std::cerr << "usage: chunks_bench [--chunks N] [--dir DIR] [--dcplan PATH]\n";
-    return 2;
-  }
-  if (argc % 2 == 0) {
-    std::cerr << "usage: chunks_bench [--chunks N] [--dir DIR] [--dcplan PATH]\n";
-    return 2;
   }
   return dcplan::Run(options);
 }

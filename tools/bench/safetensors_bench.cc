@@ -98,13 +98,38 @@ StateDict ToStateDict(const std::vector<at::Tensor>& model, const std::vector<Lo
   return Dict(std::move(entries));
 }
 
-// Each rank's pieces back to back in its own file, from byte `start`.
-absl::Status RawIo(const std::vector<LocalShard>& pieces, const std::string& path, bool write, off_t start) {
-  const int fd = write ? ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)
+// Where each of a rank's pieces goes: back to back in its own file from
+// `start`, or (one shared file) where a consolidated file puts the rank's
+// dim-0 rows: every tensor whole, one after another, from `start`.
+std::vector<off_t> OwnFileOffsets(const std::vector<LocalShard>& pieces, off_t start) {
+  std::vector<off_t> offsets;
+  for (const LocalShard& piece : pieces) {
+    offsets.push_back(start);
+    start += static_cast<off_t>(piece.tensor.nbytes());
+  }
+  return offsets;
+}
+
+std::vector<off_t> SharedFileOffsets(const std::vector<at::Tensor>& model, int64_t rank, int64_t ranks,
+                                     off_t start) {
+  std::vector<off_t> offsets;
+  for (const at::Tensor& full : model) {
+    offsets.push_back(start + static_cast<off_t>(full.nbytes() / ranks * rank));
+    start += static_cast<off_t>(full.nbytes());
+  }
+  return offsets;
+}
+
+// Writes or reads each piece at its offset in `path` (a file that several
+// ranks may share: not truncated here).
+absl::Status RawIo(const std::vector<LocalShard>& pieces, const std::string& path, bool write,
+                   const std::vector<off_t>& offsets) {
+  const int fd = write ? ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644)
                        : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return absl::InternalError(absl::StrCat("open ", path, ": ", std::strerror(errno)));
-  off_t offset = start;
-  for (const LocalShard& piece : pieces) {
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    const LocalShard& piece = pieces[i];
+    off_t offset = offsets[i];
     char* data = static_cast<char*>(piece.tensor.data_ptr());
     for (size_t left = piece.tensor.nbytes(); left > 0;) {
       const ssize_t n = write ? ::pwrite(fd, data, left, offset) : ::pread(fd, data, left, offset);
@@ -152,12 +177,14 @@ std::vector<double> BestSeconds(const Options& options, const std::vector<Case>&
   return best;
 }
 
+// One table row; the last column only where a one-shared-file raw case ran.
 void Row(const std::string& name, const std::string& sharding, const Options& options, int64_t bytes,
-         double seconds, double raw_seconds) {
-  const double rate = seconds > 0 ? bytes / seconds : 0;
-  const double raw = raw_seconds > 0 ? bytes / raw_seconds : 0;
-  std::cout << absl::StrFormat("| %s | %s | %d | %.2f | %.2f | %.3f |\n", name, sharding, options.ranks, rate / 1e9,
-                               raw > 0 ? rate / raw : 0.0, seconds);
+         double seconds, double raw_seconds, double shared_raw_seconds = -1) {
+  const double ratio = seconds > 0 ? raw_seconds / seconds : 0;
+  const std::string shared_ratio =
+      shared_raw_seconds > 0 && seconds > 0 ? absl::StrFormat("%.2f", shared_raw_seconds / seconds) : "";
+  std::cout << absl::StrFormat("| %s | %s | %d | %.2f | %.2f | %s | %.3f |\n", name, sharding, options.ranks,
+                               seconds > 0 ? bytes / seconds / 1e9 : 0.0, ratio, shared_ratio, seconds);
 }
 
 int Run(const Options& options) {
@@ -168,7 +195,8 @@ int Run(const Options& options) {
       "## safetensors_bench: %d tensors of 4096 x 2048 (float32 / bfloat16), %.3f GiB, %d ranks (threads), "
       "best of %d, on %s, max shard size %d bytes\n\n",
       model.size(), bytes / double(1 << 30), options.ranks, options.reps, options.dir, options.max_shard_bytes);
-  std::cout << "| case | sharding | ranks | GB/s | ratio to raw | wall s |\n|---|---|---|---|---|---|\n";
+  std::cout << "| case | sharding | ranks | GB/s | ratio to raw | ratio to raw, one shared file | wall s |\n"
+               "|---|---|---|---|---|---|---|\n";
   const std::string scratch = (fs::path(options.dir) / "dcplan_safetensors_bench").string();
   for (int64_t dim : {0, 1}) {
     const std::string sharding = dim == 0 ? "dim-0" : "dim-1";
@@ -205,17 +233,38 @@ int Run(const Options& options) {
       return absl::StrCat(scratch, "/raw", rank, "_at", start, ".bin");
     };
     const auto raw_write_at = [&](off_t start) {
-      return Case{[&, start](int64_t r, Coordinator&) { return RawIo(saved[r], raw_path(r, start), true, start); },
+      return Case{[&, start](int64_t r, Coordinator&) {
+                    return RawIo(saved[r], raw_path(r, start), true, OwnFileOffsets(saved[r], start));
+                  },
                   [&, start] {
                     for (int64_t r = 0; r < options.ranks; ++r) fs::remove(raw_path(r, start));
                   }};
     };
     const auto raw_read_at = [&](off_t start) {
-      return Case{[&, start](int64_t r, Coordinator&) { return RawIo(loaded[r], raw_path(r, start), false, start); }};
+      return Case{[&, start](int64_t r, Coordinator&) {
+        return RawIo(loaded[r], raw_path(r, start), false, OwnFileOffsets(loaded[r], start));
+      }};
     };
-    const std::vector<double> writes = BestSeconds(
-        options, {raw_write_at(0), Case{save, [&] { fs::remove_all(hf); }}, raw_write_at(page_offset)});
-    const std::vector<double> reads = BestSeconds(options, {raw_read_at(0), Case{load}, raw_read_at(page_offset)});
+    // Every rank into one file at the consolidated layout's positions (dim-0
+    // only: a dim-1 shard is a strided run per row): the kernel serializes
+    // buffered writes to one file, a limit of the one-file layout itself.
+    const std::string shared_path = absl::StrCat(scratch, "/shared.bin");
+    const Case shared_write{[&](int64_t r, Coordinator&) {
+                              return RawIo(saved[r], shared_path, true,
+                                           SharedFileOffsets(model, r, options.ranks, page_offset));
+                            },
+                            [&] { fs::remove(shared_path); }};
+    const Case shared_read{[&](int64_t r, Coordinator&) {
+      return RawIo(loaded[r], shared_path, false, SharedFileOffsets(model, r, options.ranks, page_offset));
+    }};
+    std::vector<Case> write_cases = {raw_write_at(0), Case{save, [&] { fs::remove_all(hf); }}, raw_write_at(page_offset)};
+    std::vector<Case> read_cases = {raw_read_at(0), Case{load}, raw_read_at(page_offset)};
+    if (dim == 0) {
+      write_cases.push_back(shared_write);
+      read_cases.push_back(shared_read);
+    }
+    const std::vector<double> writes = BestSeconds(options, write_cases);
+    const std::vector<double> reads = BestSeconds(options, read_cases);
     if (writes.empty() || reads.empty()) return 1;
     for (int64_t r = 0; r < options.ranks; ++r) {
       for (size_t i = 0; i < model.size(); ++i) {
@@ -226,17 +275,23 @@ int Run(const Options& options) {
       }
     }
     const std::string at_offset = absl::StrCat("raw at file offset ", page_offset);
+    const double shared_write_seconds = dim == 0 ? writes[3] : -1;
+    const double shared_read_seconds = dim == 0 ? reads[3] : -1;
     Row("raw write", sharding, options, bytes, writes[0], writes[0]);
     Row(at_offset + " write", sharding, options, bytes, writes[2], writes[0]);
-    Row("safetensors save", sharding, options, bytes, writes[1], writes[0]);
+    if (dim == 0) Row("raw write, one shared file", sharding, options, bytes, writes[3], writes[0], writes[3]);
+    Row("safetensors save", sharding, options, bytes, writes[1], writes[0], shared_write_seconds);
     Row("raw read", sharding, options, bytes, reads[0], reads[0]);
     Row(at_offset + " read", sharding, options, bytes, reads[2], reads[0]);
-    Row("safetensors load", sharding, options, bytes, reads[1], reads[0]);
+    if (dim == 0) Row("raw read, one shared file", sharding, options, bytes, reads[3], reads[0], reads[3]);
+    Row("safetensors load", sharding, options, bytes, reads[1], reads[0], shared_read_seconds);
   }
   fs::remove_all(scratch);
   std::cout << "\nGB/s = model bytes / wall time of the case (1 GB = 1e9 bytes); ratio to raw = over raw write "
-               "(saves) or raw read (loads) of the same sharding. dim-1 shards are written and read as one "
-               "strided run per row of the shard.\n";
+               "(saves) or raw read (loads) of the same sharding, each rank its own file; ratio to raw, one shared "
+               "file = over every rank writing (reading) its dim-0 rows at their places in one file, as a "
+               "consolidated checkpoint of one file needs (the kernel serializes buffered writes to one file). "
+               "dim-1 shards are written and read as one strided run per row of the shard.\n";
   return 0;
 }
 
