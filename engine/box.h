@@ -18,10 +18,10 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "engine/shape.h"
 
 namespace dcplan {
 
-using Shape = std::vector<int64_t>;
 
 struct ChunkBox {
   Shape offsets;

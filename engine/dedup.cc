@@ -10,22 +10,13 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/hash/hash.h"
+#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "engine/internal/checked_math.h"
 
 namespace dcplan {
 namespace {
-
-// The engine keys items by the MetadataIndex stored in the caller's plans;
-// hashing through a pointer avoids copying 10^6 fqn strings and offsets.
-struct IndexPtrHash {
-  size_t operator()(const MetadataIndex* index) const { return absl::Hash<MetadataIndex>()(*index); }
-};
-struct IndexPtrEq {
-  bool operator()(const MetadataIndex* a, const MetadataIndex* b) const { return *a == *b; }
-};
 
 using Rank = int32_t;
 using KeyId = int32_t;
@@ -83,60 +74,95 @@ void NoteConflict(KeyTable& table, KeyId key, Rank rank, const WriteItem& item) 
   if (holders.empty() || holders.back().rank != rank) holders.push_back({rank, &item});
 }
 
-// For every item, the position of the first item whose key has the same
-// hash. Grouping (hash, position) pairs by sorting streams through memory,
-// where a hash table over 10^6 keys (FSDP: every shard is a key) misses the
-// cache on every insert; a first pass splits the pairs by the hash's top bits
-// so that each part sorts in cache. Distinct keys sharing a 64-bit hash are
-// grouped together here: AssignKeysByHash detects that.
-std::vector<Position> FirstPositionsByHash(const std::vector<SavePlan>& plans, size_t total_items) {
-  std::vector<uint64_t> hashes;
-  hashes.reserve(total_items);
+using FqnId = uint32_t;
+
+// The items of all plans in position order.
+std::vector<const WriteItem*> ItemsByPosition(const std::vector<SavePlan>& plans, size_t total_items) {
+  std::vector<const WriteItem*> items;
+  items.reserve(total_items);
   for (const SavePlan& plan : plans) {
-    for (const WriteItem& item : plan.items) hashes.push_back(absl::Hash<MetadataIndex>()(item.index));
+    for (const WriteItem& item : plan.items) items.push_back(&item);
   }
-  // About 256 pairs per part.
-  int part_bits = 0;
-  while (part_bits < 16 && (total_items >> (part_bits + 8)) > 0) ++part_bits;
-  auto part_of = [part_bits](uint64_t hash) { return part_bits == 0 ? 0 : hash >> (64 - part_bits); };
-  std::vector<size_t> part_starts((size_t{1} << part_bits) + 1, 0);
-  for (uint64_t hash : hashes) ++part_starts[part_of(hash) + 1];
-  for (size_t p = 1; p < part_starts.size(); ++p) part_starts[p] += part_starts[p - 1];
-  std::vector<std::pair<uint64_t, Position>> parts(total_items);
-  std::vector<size_t> cursors(part_starts.begin(), part_starts.end() - 1);
-  for (Position position = 0; position < total_items; ++position) {
-    parts[cursors[part_of(hashes[position])]++] = {hashes[position], position};
+  return items;
+}
+
+// An id per distinct fqn, for every item (by position). Ranks usually list
+// the same fqns in the same order: an fqn equal to the one at the same place
+// in the previous plan, or to the previous item's (several chunks of one
+// tensor), takes that id without hashing the string.
+std::vector<FqnId> InternFqns(const std::vector<SavePlan>& plans, size_t total_items, size_t* num_fqns) {
+  std::vector<FqnId> ids(total_items);
+  absl::flat_hash_map<absl::string_view, FqnId> id_of;
+  size_t previous_start = 0;
+  size_t start = 0;
+  for (size_t rank = 0; rank < plans.size(); ++rank) {
+    const std::vector<WriteItem>& items = plans[rank].items;
+    const std::vector<WriteItem>* previous = rank == 0 ? nullptr : &plans[rank - 1].items;
+    for (size_t i = 0; i < items.size(); ++i) {
+      const std::string& fqn = items[i].index.fqn;
+      if (previous != nullptr && i < previous->size() && (*previous)[i].index.fqn == fqn) {
+        ids[start + i] = ids[previous_start + i];
+      } else if (i > 0 && items[i - 1].index.fqn == fqn) {
+        ids[start + i] = ids[start + i - 1];
+      } else {
+        ids[start + i] = id_of.try_emplace(fqn, static_cast<FqnId>(id_of.size())).first->second;
+      }
+    }
+    previous_start = start;
+    start += items.size();
   }
+  *num_fqns = id_of.size();
+  return ids;
+}
+
+// Positions grouped by fqn id, each group in position order (a counting
+// sort).
+std::vector<Position> GroupByFqn(const std::vector<FqnId>& fqn_ids, size_t num_fqns,
+                                 std::vector<size_t>& group_starts) {
+  group_starts.assign(num_fqns + 1, 0);
+  for (FqnId id : fqn_ids) ++group_starts[id + 1];
+  for (size_t g = 1; g < group_starts.size(); ++g) group_starts[g] += group_starts[g - 1];
+  std::vector<size_t> cursors(group_starts.begin(), group_starts.end() - 1);
+  std::vector<Position> grouped(fqn_ids.size());
+  for (Position position = 0; position < fqn_ids.size(); ++position) grouped[cursors[fqn_ids[position]]++] = position;
+  return grouped;
+}
+
+// For every item, the position of the first item with the same key (fqn,
+// offsets). Within one fqn, items are ordered by offsets (stably: the first
+// of equal keys stays first); plans list a tensor's chunks rank by rank,
+// usually in offset order already, so most groups need no sort.
+std::vector<Position> FirstPositionsOfKeys(const std::vector<SavePlan>& plans, size_t total_items) {
+  const std::vector<const WriteItem*> items = ItemsByPosition(plans, total_items);
+  size_t num_fqns = 0;
+  const std::vector<FqnId> fqn_ids = InternFqns(plans, total_items, &num_fqns);
+  std::vector<size_t> group_starts;
+  std::vector<Position> grouped = GroupByFqn(fqn_ids, num_fqns, group_starts);
+  auto offsets_less = [&items](Position a, Position b) { return items[a]->index.offset < items[b]->index.offset; };
   std::vector<Position> first_positions(total_items);
-  for (size_t p = 0; p + 1 < part_starts.size(); ++p) {
-    const auto part_begin = parts.begin() + part_starts[p];
-    const auto part_end = parts.begin() + part_starts[p + 1];
-    std::sort(part_begin, part_end);
-    for (auto begin = part_begin, end = part_begin; begin != part_end; begin = end) {
-      while (end != part_end && end->first == begin->first) ++end;
-      for (auto it = begin; it != end; ++it) first_positions[it->second] = begin->second;
+  for (size_t g = 0; g < num_fqns; ++g) {
+    const auto begin = grouped.begin() + group_starts[g];
+    const auto end = grouped.begin() + group_starts[g + 1];
+    if (!std::is_sorted(begin, end, offsets_less)) std::stable_sort(begin, end, offsets_less);
+    for (auto run = begin, run_end = begin; run != end; run = run_end) {
+      const std::optional<Shape>& offset = items[*run]->index.offset;
+      while (run_end != end && items[*run_end]->index.offset == offset) first_positions[*run_end++] = *run;
     }
   }
   return first_positions;
 }
 
 // Fills keys, item_keys and the conflicts (plan_starts already set), key ids
-// in first-seen order. `first_position(position, item)` is the position of
-// the first item with the same key as `item` (at most `position`), or -1 to
-// give up (then false).
-template <typename FirstPosition>
-bool AssignKeys(const std::vector<SavePlan>& plans, size_t total_items, FirstPosition first_position,
-                KeyTable& table) {
-  table.keys.clear();
-  table.item_keys.clear();
-  table.conflict_order.clear();
-  table.conflicts.clear();
-  table.item_keys.reserve(total_items);
+// in first-seen order.
+void AssignKeys(const std::vector<SavePlan>& plans, const std::vector<Position>& first_positions, KeyTable& table) {
+  size_t num_keys = 0;
+  for (size_t p = 0; p < first_positions.size(); ++p) num_keys += first_positions[p] == p;
+  table.keys.reserve(num_keys);
+  table.item_keys.reserve(first_positions.size());
   Position position = 0;
   for (Rank rank = 0; rank < static_cast<Rank>(plans.size()); ++rank) {
     for (const WriteItem& item : plans[rank].items) {
-      const int64_t first = first_position(position, item);
-      if (first < 0) return false;
+      const Position first = first_positions[position];
       KeyId key;
       if (first == position) {
         key = static_cast<KeyId>(table.keys.size());
@@ -159,35 +185,6 @@ bool AssignKeys(const std::vector<SavePlan>& plans, size_t total_items, FirstPos
       table.item_keys.push_back(key);
     }
   }
-  return true;
-}
-
-// AssignKeys by exact lookups in a table of the keys seen so far; gives up
-// beyond `max_keys` keys.
-bool AssignKeysByTable(const std::vector<SavePlan>& plans, size_t total_items, size_t max_keys, KeyTable& table) {
-  absl::flat_hash_map<const MetadataIndex*, Position, IndexPtrHash, IndexPtrEq> first_position_of;
-  first_position_of.reserve(std::min(total_items, max_keys));
-  auto first_position = [&](Position position, const WriteItem& item) -> int64_t {
-    auto [it, inserted] = first_position_of.try_emplace(&item.index, position);
-    if (inserted && first_position_of.size() > max_keys) return -1;
-    return it->second;
-  };
-  return AssignKeys(plans, total_items, first_position, table);
-}
-
-// AssignKeys from FirstPositionsByHash; gives up on a hash collision (an
-// item whose key differs from the key at its first position).
-bool AssignKeysByHash(const std::vector<SavePlan>& plans, size_t total_items, KeyTable& table) {
-  const std::vector<Position> first_positions = FirstPositionsByHash(plans, total_items);
-  size_t num_keys = 0;
-  for (size_t p = 0; p < first_positions.size(); ++p) num_keys += first_positions[p] == p;
-  table.keys.reserve(num_keys);
-  auto first_position = [&](Position position, const WriteItem& item) -> int64_t {
-    const Position first = first_positions[position];
-    if (first != position && item.index != table.keys[table.item_keys[first]].first_item->index) return -1;
-    return first;
-  };
-  return AssignKeys(plans, total_items, first_position, table);
 }
 
 absl::StatusOr<KeyTable> BuildKeyTable(const std::vector<SavePlan>& plans) {
@@ -204,15 +201,7 @@ absl::StatusOr<KeyTable> BuildKeyTable(const std::vector<SavePlan>& plans) {
     return absl::InvalidArgumentError(
         absl::StrCat("too many plans or items to deduplicate: ", plans.size(), " plans, ", total_items, " items"));
   }
-  // A table of up to kCacheResidentKeys keys stays in cache: exact lookups
-  // are fastest (replicated state dicts, DDP). A larger one misses the cache
-  // on every insert: grouping sorted hashes is faster (sharded state dicts,
-  // FSDP), unless two keys share a hash.
-  constexpr size_t kCacheResidentKeys = size_t{1} << 16;
-  if (!AssignKeysByTable(plans, total_items, kCacheResidentKeys, table) &&
-      !AssignKeysByHash(plans, total_items, table)) {
-    AssignKeysByTable(plans, total_items, total_items, table);  // never gives up
-  }
+  AssignKeys(plans, FirstPositionsOfKeys(plans, total_items), table);
   return table;
 }
 

@@ -46,10 +46,11 @@ struct DedupResult {
 
 // Deduplicates `plans` (one per rank, index = rank). A plan holding one key
 // twice keeps both copies if it is chosen for that key and neither otherwise.
-// Conflicts are listed in key first-seen order. Cost: one hash per item and a
-// sort of the (hash, position) pairs in cache-sized parts (exact hash-table
-// lookups instead if two distinct keys share a hash), plus, for kBalanced, a
-// sort of the replicated keys. Error on arithmetic overflow of an item's size
+// Conflicts are listed in key first-seen order. Cost: O(items) string
+// compares and at most one hash lookup per item to intern fqns (none for an
+// fqn at the same place as in the previous plan), a check that each fqn's
+// items come in offset order (a stable sort of those that do not), plus, for
+// kBalanced, a sort of the replicated keys. Error on arithmetic overflow of an item's size
 // or of a rank's total, and for more than 2^31 - 1 plans or items. `plans` is
 // taken by value and its items are moved into the result: pass
 // std::move(plans) when the input is not needed afterwards (an lvalue is

@@ -114,7 +114,7 @@ class GlobalPlanBuilder {
     std::vector<WriteItem>& items = plan.items;
     size_t kept = 0;
     for (size_t i = 0; i < items.size(); ++i) {
-      std::optional<std::string> error = AddItem(rank, items[i]);
+      std::optional<std::string> error = AddItem(rank, i, items[i]);
       if (error) {
         ReportDropped(rank, i, items[i], *error);
         continue;
@@ -137,13 +137,13 @@ class GlobalPlanBuilder {
  private:
   // Records `item` in the metadata and rewrites its hint, or returns why it
   // cannot be part of the global plan (`item` untouched).
-  std::optional<std::string> AddItem(size_t rank, WriteItem& item) {
+  std::optional<std::string> AddItem(size_t rank, size_t item_number, WriteItem& item) {
     StateDictMetadata& metadata = result_.metadata.state_dict_metadata;
-    const ptrdiff_t position = metadata.PositionOf(item.index.fqn);
+    const ptrdiff_t position = PositionOf(item_number, item.index.fqn);
     const EntryOrigin* existing = position >= 0 ? &origins_[position] : nullptr;
     if (item.type == WriteItemType::kByteIO) {
       if (existing) return AlreadySaved(*existing);
-      Insert(item.index.fqn, BytesStorageMetadata(), EntryKind::kBytes, rank);
+      Insert(item_number, item.index.fqn, BytesStorageMetadata(), EntryKind::kBytes, rank);
       return std::nullopt;
     }
     if (!item.tensor_data) return std::string("the tensor item has no tensor data");
@@ -163,14 +163,31 @@ class GlobalPlanBuilder {
     } else {
       const EntryKind kind = item.type == WriteItemType::kShard ? EntryKind::kShards : EntryKind::kWholeTensor;
       tensor = &std::get<TensorStorageMetadata>(
-          Insert(item.index.fqn, TensorStorageMetadata{data.properties, data.size, {}}, kind, rank));
+          Insert(item_number, item.index.fqn, TensorStorageMetadata{data.properties, data.size, {}}, kind, rank));
     }
     tensor->chunks.push_back(data.chunk);
     if (rewrite_index_hints_) item.index.index = static_cast<int64_t>(tensor->chunks.size() - 1);
     return std::nullopt;
   }
 
-  StorageMetadata& Insert(const std::string& fqn, StorageMetadata entry, EntryKind kind, size_t rank) {
+  // The metadata position of `fqn`, or -1. Ranks usually list the same
+  // fqns in the same order: the entry the previous plan's item at
+  // `item_number` used, or the previous item's, is compared first, which
+  // spares hashing the string.
+  ptrdiff_t PositionOf(size_t item_number, const std::string& fqn) {
+    const StateDictMetadata& metadata = result_.metadata.state_dict_metadata;
+    if (item_number >= position_hints_.size()) position_hints_.resize(item_number + 1, -1);
+    ptrdiff_t& hint = position_hints_[item_number];
+    if (hint < 0 || metadata.at_position(hint).first != fqn) {
+      const ptrdiff_t previous = item_number > 0 ? position_hints_[item_number - 1] : -1;
+      hint = previous >= 0 && metadata.at_position(previous).first == fqn ? previous : metadata.PositionOf(fqn);
+    }
+    return hint;
+  }
+
+  StorageMetadata& Insert(size_t item_number, const std::string& fqn, StorageMetadata entry, EntryKind kind,
+                          size_t rank) {
+    position_hints_[item_number] = static_cast<ptrdiff_t>(origins_.size());
     origins_.push_back({kind, rank});
     return *result_.metadata.state_dict_metadata.TryEmplace(fqn, std::move(entry)).first;
   }
@@ -192,6 +209,9 @@ class GlobalPlanBuilder {
   bool rewrite_index_hints_;
   GlobalPlanAndMetadata result_;
   std::vector<EntryOrigin> origins_;  // by metadata position
+  // By item number: the metadata position of the last item at that number
+  // (see PositionOf), -1 if none.
+  std::vector<ptrdiff_t> position_hints_;
 };
 
 double MillisecondsSince(absl::Time start) { return absl::ToDoubleMilliseconds(absl::Now() - start); }

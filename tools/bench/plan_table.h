@@ -6,10 +6,14 @@
 // shared, wall time is noisy).
 //
 // Scaling table, one row per scenario and world size: dedup (PyTorch
-// policy), global plan and validation, each also per item (ns/item: flat when
-// the time grows linearly in the number of items), and load planning of one
+// policy), global plan and validation, each also per item (dedup per local
+// item, the other two per item kept after dedup: flat when the time grows
+// linearly in the number of items), and load planning of one
 // rank of the resharded world (ReshardTarget), averaged over a sample of its
 // ranks, also per stored chunk.
+//
+// Layout table: validation of one tensor of 16 384 chunks in each
+// ChunkLayout (chunk_layouts.h), also per chunk.
 //
 // Balance table, for the dedup-heavy scenarios: for each dedup policy, its
 // CPU time and the largest per-rank bytes after dedup against the lower bound
@@ -22,6 +26,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/dedup.h"
+#include "tools/bench/chunk_layouts.h"
 #include "tools/bench/plan_scenarios.h"
 
 namespace dcplan {
@@ -47,8 +52,9 @@ struct ScalingRow {
   int64_t load_ranks = 0;
   double load_rank_ms = 0;     // one rank's load planning
   int64_t load_read_items = 0; // read items of the sampled ranks, per rank
-  double DedupNsPerItem() const;     // per local item
-  double PlanNsPerKeptItem() const;  // global plan + validation, per kept item
+  double DedupNsPerItem() const;        // per local item
+  double GlobalPlanNsPerKeptItem() const;
+  double ValidateNsPerKeptItem() const;
   double LoadNsPerStoredChunk() const;
 };
 
@@ -66,17 +72,29 @@ struct BalanceRow {
   Balance replicated;  // the items whose key several ranks held
 };
 
+struct LayoutRow {
+  ChunkLayout layout = ChunkLayout::kRows;
+  int64_t chunks = 0;
+  double validate_ms = 0;
+  double NsPerChunk() const;
+};
+
+// Validation of one tensor of `chunks` chunks in `layout`. Error if the
+// layout cannot be built or does not validate.
+absl::StatusOr<LayoutRow> MeasureLayout(ChunkLayout layout, int64_t chunks, const TableOptions& options);
+
 // One row per policy (pytorch, lowest_rank, balanced).
 absl::StatusOr<std::vector<BalanceRow>> MeasureBalance(const Scenario& scenario, const TableOptions& options);
 
 std::string FormatScalingTable(const std::vector<ScalingRow>& rows, const TableOptions& options);
+std::string FormatLayoutTable(const std::vector<LayoutRow>& rows, const TableOptions& options);
 std::string FormatBalanceTable(const std::vector<BalanceRow>& rows, const TableOptions& options);
 
 // Bytes with a binary unit and 3 significant digits ("52.6 MiB", "512 B").
 std::string FormatBytes(int64_t bytes);
 
 // Runs every scenario of issue #6 (scaling: FSDP at 8 .. 16384 ranks, TP8 x
-// FSDP at 64, 512, 4096, DDP at 256; balance: DDP at 256 and 16, TP8 x FSDP
+// FSDP at 64, 512, 4096, DDP at 256; the four layouts of 16 384 chunks; balance: DDP at 256 and 16, TP8 x FSDP
 // at 64, 512, 4096) and prints both tables to `out`, progress to `log`.
 // Returns the process exit code (1 if a scenario failed).
 int RunPlanTables(const TableOptions& options, std::ostream& out, std::ostream& log);
