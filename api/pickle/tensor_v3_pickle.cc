@@ -123,8 +123,8 @@ absl::StatusOr<const Children<const Value*>*> RootCall(const PickleDocument& doc
 }  // namespace
 
 std::string ToString(const RebuildTensorCall& call) {
-  return absl::StrCat("_rebuild_tensor_v", call.version, "(storage data/", call.storage_key, " (", call.storage_bytes, " bytes, ",
-                      call.storage_location, "), offset ", call.storage_offset, ", size (",
+  return absl::StrCat("_rebuild_tensor_v", call.version, "(storage data/", call.storage_key, " (",
+                      call.storage_bytes, " bytes, ", call.storage_location, "), offset ", call.storage_offset, ", size (",
                       absl::StrJoin(call.sizes, ", "), "), stride (", absl::StrJoin(call.strides, ", "), "), ",
                       DTypeName(call.dtype), call.requires_grad ? ", requires_grad" : "", ")");
 }
@@ -142,13 +142,16 @@ absl::StatusOr<RebuildTensorCall> ParseRebuildTensorV3(absl::string_view pickle)
   DCPLAN_ASSIGN_OR_RETURN(const Children<const Value*>* args,
                           RootCall(document, GlobalKind::kRebuildTensorV3, reader, 7, 8));
   RebuildTensorCall out;
-  DCPLAN_ASSIGN_OR_RETURN(const Value* storage_class, reader.Storage(*(*args)[0], "the storage's size in bytes", out, out.storage_bytes));
+  DCPLAN_ASSIGN_OR_RETURN(const Value* storage_class,
+                          reader.Storage(*(*args)[0], "the storage's size in bytes", out, out.storage_bytes));
   if (storage_class->kind != ValueKind::kGlobal || storage_class->global != GlobalKind::kUntypedStorage) {
     return reader.Malformed("torch.storage.UntypedStorage", *storage_class);
   }
   DCPLAN_RETURN_IF_ERROR(reader.View(*args, out));
   const Value& dtype = *(*args)[6];
-  if (dtype.kind != ValueKind::kGlobal || dtype.global != GlobalKind::kDType) return reader.Malformed("a torch dtype", dtype);
+  if (dtype.kind != ValueKind::kGlobal || dtype.global != GlobalKind::kDType) {
+    return reader.Malformed("a torch dtype", dtype);
+  }
   out.dtype = static_cast<DType>(dtype.integer);
   if (IsQuantized(out.dtype)) {
     return reader.Invalid(absl::StrCat("quantized dtype torch.", DTypeName(out.dtype), " (PyTorch cannot build it)"));
@@ -167,7 +170,8 @@ absl::StatusOr<RebuildTensorCall> ParseRebuildTensorV2(absl::string_view pickle)
   RebuildTensorCall out;
   out.version = 2;
   int64_t numel = 0;
-  DCPLAN_ASSIGN_OR_RETURN(const Value* storage_class, reader.Storage(*(*args)[0], "the storage's element count", out, numel));
+  DCPLAN_ASSIGN_OR_RETURN(const Value* storage_class,
+                          reader.Storage(*(*args)[0], "the storage's element count", out, numel));
   if (storage_class->kind != ValueKind::kGlobal || storage_class->global != GlobalKind::kTypedStorage) {
     return reader.Malformed("a typed storage class (torch.FloatStorage, ...)", *storage_class);
   }

@@ -27,7 +27,10 @@ const std::string kTorchSaveUInt16(
     180);
 
 const std::string kTorchSaveBFloat16(
-    "\x80" "\x02" "ctorch._utils\n_rebuild_tensor_v2\nq" "\x00" "((X" "\x07" "\x00" "\x00" "\x00" "storageq" "\x01" "ctorch\nBFloat16Storage\nq" "\x02" "X" "\x01" "\x00" "\x00" "\x00" "0q" "\x03" "X" "\x03" "\x00" "\x00" "\x00" "cpuq" "\x04" "K" "\x06" "tq" "\x05" "QK" "\x00" "K" "\x03" "K" "\x02" "\x86" "q" "\x06" "K" "\x02" "K" "\x01" "\x86" "q" "\x07" "\x89" "ccollections\nOrderedDict\nq" "\x08" ")Rq" "\x09" "tq\nRq" "\x0b" ".",
+    "\x80" "\x02" "ctorch._utils\n_rebuild_tensor_v2\nq" "\x00" "((X" "\x07" "\x00" "\x00" "\x00" "storageq" "\x01"
+    "ctorch\nBFloat16Storage\nq" "\x02" "X" "\x01" "\x00" "\x00" "\x00" "0q" "\x03" "X" "\x03" "\x00" "\x00" "\x00"
+    "cpuq" "\x04" "K" "\x06" "tq" "\x05" "QK" "\x00" "K" "\x03" "K" "\x02" "\x86" "q" "\x06" "K" "\x02" "K" "\x01" "\x86"
+    "q" "\x07" "\x89" "ccollections\nOrderedDict\nq" "\x08" ")Rq" "\x09" "tq\nRq" "\x0b" ".",
     157);
 
 std::string Replace(absl::string_view from, absl::string_view to) {
@@ -35,14 +38,20 @@ std::string Replace(absl::string_view from, absl::string_view to) {
   return absl::StrReplaceAll(kTorchSaveUInt16, {{from, to}});
 }
 
-::testing::AssertionResult RefusedWith(absl::string_view pickle, absl::string_view needle) {
-  absl::StatusOr<RebuildTensorCall> parsed = ParseRebuildTensorV3(pickle);
+// `parse` refuses `pickle` with an InvalidArgument whose message holds `needle`.
+::testing::AssertionResult RefusedBy(absl::StatusOr<RebuildTensorCall> (*parse)(absl::string_view),
+                                     absl::string_view pickle, absl::string_view needle) {
+  absl::StatusOr<RebuildTensorCall> parsed = parse(pickle);
   if (parsed.ok()) return ::testing::AssertionFailure() << "unexpectedly parsed: " << *parsed;
   if (parsed.status().code() != absl::StatusCode::kInvalidArgument ||
       !absl::StrContains(parsed.status().message(), needle)) {
     return ::testing::AssertionFailure() << "error '" << parsed.status() << "' lacks '" << needle << "'";
   }
   return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult RefusedWith(absl::string_view pickle, absl::string_view needle) {
+  return RefusedBy(ParseRebuildTensorV3, pickle, needle);
 }
 
 TEST(TensorV3PickleTest, ReadsWhatTorchSaveWrites) {
@@ -135,13 +144,7 @@ std::string ReplaceInV2(absl::string_view from, absl::string_view to) {
 }
 
 ::testing::AssertionResult V2RefusedWith(absl::string_view pickle, absl::string_view needle) {
-  absl::StatusOr<RebuildTensorCall> parsed = ParseRebuildTensorV2(pickle);
-  if (parsed.ok()) return ::testing::AssertionFailure() << "unexpectedly parsed: " << *parsed;
-  if (parsed.status().code() != absl::StatusCode::kInvalidArgument ||
-      !absl::StrContains(parsed.status().message(), needle)) {
-    return ::testing::AssertionFailure() << "error '" << parsed.status() << "' lacks '" << needle << "'";
-  }
-  return ::testing::AssertionSuccess();
+  return RefusedBy(ParseRebuildTensorV2, pickle, needle);
 }
 
 TEST(TensorV2PickleTest, ParsesWhatTorchSaveWrites) {
