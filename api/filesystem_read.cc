@@ -330,10 +330,9 @@ absl::Status ReadChecked(const RecordSource& source, const TensorRecordLayout& l
   DCPLAN_RETURN_IF_ERROR(ReadHashed(source, layout.data_offset, data_end, data, &hasher));
   DCPLAN_RETURN_IF_ERROR(source.ReadAt(data_end, after.data(), static_cast<int64_t>(after.size())));
   const uint32_t data_crc = static_cast<uint32_t>(hasher.Digest());
-  const uint32_t item_crc = internal::Crc32Combine(
-      internal::Crc32Combine(internal::Crc32(0, before.data(), before.size()), data_crc,
-                             static_cast<uint64_t>(layout.storage_bytes)),
-      internal::Crc32(0, after.data(), after.size()), after.size());
+  const uint32_t item_crc = internal::Crc32Around(before.data(), before.size(), data_crc,
+                                                  static_cast<uint64_t>(layout.storage_bytes), after.data(),
+                                                  after.size());
   DCPLAN_RETURN_IF_ERROR(CompareChecksum(entry, item_crc, chunk, rank));
   if (data_crc != layout.data_crc32) {
     return absl::DataLossError(absl::StrFormat(

@@ -290,6 +290,11 @@ const char* Crc32Implementation() {
   return "table";
 }
 
+uint32_t Crc32Around(const void* before, size_t before_size, uint32_t middle_crc, uint64_t middle_size,
+                     const void* after, size_t after_size) {
+  return Crc32(Crc32Combine(Crc32(0, before, before_size), middle_crc, middle_size), after, after_size);
+}
+
 uint32_t Crc32Combine(uint32_t crc_a, uint32_t crc_b, uint64_t size_b) {
   uint32_t power = uint32_t{1} << 23;           // x^8: one byte
   uint32_t shift = uint32_t{1} << 31;           // x^0

@@ -37,6 +37,11 @@ const char* Crc32Implementation();
 // crc_a * x^(8 * size_b) + crc_b mod P, in O(log size_b) steps.
 uint32_t Crc32Combine(uint32_t crc_a, uint32_t crc_b, uint64_t size_b);
 
+// The CRC-32 of before + middle + after, where only the middle part's CRC-32
+// and size are known (a tensor's bytes, CRC'd once as they streamed by).
+uint32_t Crc32Around(const void* before, size_t before_size, uint32_t middle_crc, uint64_t middle_size,
+                     const void* after, size_t after_size);
+
 }  // namespace dcplan::internal
 
 #endif  // DCPLAN_API_INTERNAL_CRC32_H_

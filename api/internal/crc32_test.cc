@@ -72,6 +72,8 @@ TEST(Crc32Test, CombineEqualsTheCrcOfTheConcatenationOverRandomSplits) {
     const uint32_t tail = Crc32Portable(0, bytes.data() + b, bytes.size() - b);
     ASSERT_EQ(Crc32Combine(Crc32Combine(head, middle, b - a), tail, bytes.size() - b), whole)
         << "cuts " << a << ", " << b;
+    ASSERT_EQ(Crc32Around(bytes.data(), a, middle, b - a, bytes.data() + b, bytes.size() - b), whole)
+        << "cuts " << a << ", " << b;
   }
   EXPECT_EQ(Crc32Combine(0, 0, 0), 0u);
   EXPECT_EQ(Crc32Combine(whole, 0, 0), whole);
