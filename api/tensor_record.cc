@@ -106,10 +106,8 @@ absl::StatusOr<WrittenRecord> WriteStreamed(const std::string& pickle, const at:
   tail += zip.Finish();
   status = sink(tail.data(), tail.size());
   if (!status.ok()) return status;
-  const uint32_t head_and_data = internal::Crc32Combine(internal::Crc32(0, head.data(), head.size()), crc,
-                                                        static_cast<uint64_t>(nbytes));
-  const uint32_t whole = internal::Crc32Combine(head_and_data, internal::Crc32(0, tail.data(), tail.size()), tail.size());
-  return WrittenRecord{zip.position(), whole};
+  return WrittenRecord{zip.position(), internal::Crc32Around(head.data(), head.size(), crc,
+                                                             static_cast<uint64_t>(nbytes), tail.data(), tail.size())};
 }
 
 // LibTorch appends a C++ backtrace to its messages; the first line says it.
@@ -475,7 +473,7 @@ absl::StatusOr<TensorRecordLayout> ReadTensorRecordLayout(const RecordSource& so
   std::vector<std::string> globals;
   absl::StatusOr<std::string> pickle = ReadCheckedDataPickle(source, *records, &folder, &globals);
   if (!pickle.ok()) return pickle.status();
-  if (std::find(globals.begin(), globals.end(), "torch._utils._rebuild_tensor_v3") != globals.end()) {
+  if (pickle::NamesRebuildTensorV3(globals)) {
     return ReadV3Layout(source, *records, folder, *pickle);
   }
   DCPLAN_ASSIGN_OR_RETURN(const uint64_t version, ReadArchiveVersion(source, *records, folder));

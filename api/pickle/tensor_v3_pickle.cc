@@ -133,6 +133,10 @@ bool CallsRebuildTensorV3(absl::string_view pickle) {
   std::vector<std::string> globals;
   // A malformed pickle names nothing reliably; its reader reports why.
   if (!CheckPickleStructure(pickle, &globals).ok()) return false;
+  return NamesRebuildTensorV3(globals);
+}
+
+bool NamesRebuildTensorV3(const std::vector<std::string>& globals) {
   return std::find(globals.begin(), globals.end(), kRebuildTensorV3) != globals.end();
 }
 

@@ -63,6 +63,9 @@ inline std::ostream& operator<<(std::ostream& os, const RebuildTensorCall& call)
 // anywhere); such a record is read with ParseRebuildTensorV3, not LibTorch.
 bool CallsRebuildTensorV3(absl::string_view pickle);
 
+// The same decision from the globals CheckPickleStructure already listed.
+bool NamesRebuildTensorV3(const std::vector<std::string>& globals);
+
 // The call of a _rebuild_tensor_v2 data.pkl of exactly the shape above (6
 // arguments, a typed storage of a non-quantized dtype). Errors
 // (InvalidArgument) as ParseRebuildTensorV3's, and for a storage whose bytes
