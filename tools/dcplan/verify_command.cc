@@ -63,9 +63,11 @@ class ItemWindow {
     }
     const auto window_size = static_cast<int64_t>(window_.size());
     if (offset < window_offset_ || offset - window_offset_ > window_size - length) {
-      window_.clear();
       absl::Status read = file_.ReadAt(offset, std::min(kWindowBytes, file_.size() - offset), &window_);
-      if (!read.ok()) return read;
+      if (!read.ok()) {
+        window_.clear();  // its bytes are not the file's
+        return read;
+      }
       window_offset_ = offset;
     }
     *out = absl::string_view(window_).substr(static_cast<size_t>(offset - window_offset_), static_cast<size_t>(length));
