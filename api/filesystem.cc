@@ -94,9 +94,11 @@ absl::Status CheckResolvedTensor(const WriteItem& item, const at::Tensor& tensor
   return absl::OkStatus();
 }
 
-// Writes one item's bytes through `sink`; returns their CRC-32 (for a
-// tensor, joined from the ZIP's own: the bytes are read once).
-absl::StatusOr<uint32_t> WriteItemPayload(const WriteItem& item, SavePlanner& planner, const ByteSink& sink) {
+// Writes one item's bytes, which start at `file_offset` of their file,
+// through `sink`; returns their CRC-32 (for a tensor, joined from the ZIP's
+// own: the bytes are read once).
+absl::StatusOr<uint32_t> WriteItemPayload(const WriteItem& item, SavePlanner& planner, const ByteSink& sink,
+                                          int64_t file_offset) {
   DCPLAN_ASSIGN_OR_RETURN(const WriteData data, planner.ResolveData(item));
   if (item.type == WriteItemType::kByteIO) {
     const auto* bytes = std::get_if<std::string>(&data);
@@ -107,7 +109,7 @@ absl::StatusOr<uint32_t> WriteItemPayload(const WriteItem& item, SavePlanner& pl
   const auto* tensor = std::get_if<at::Tensor>(&data);
   if (tensor == nullptr) return absl::InvalidArgumentError("the planner resolved bytes for a tensor item");
   DCPLAN_RETURN_IF_ERROR(CheckResolvedTensor(item, *tensor));
-  DCPLAN_ASSIGN_OR_RETURN(const WrittenRecord record, WriteTensorRecord(*tensor, sink));
+  DCPLAN_ASSIGN_OR_RETURN(const WrittenRecord record, WriteTensorRecord(*tensor, sink, file_offset));
   return record.crc32;
 }
 
@@ -187,7 +189,7 @@ absl::StatusOr<std::vector<WriteResult>> FileSystemWriter::WriteData(const SaveP
   results.reserve(order.size());
   for (const WriteItem* item : order) {
     const int64_t offset = file.position();
-    absl::StatusOr<uint32_t> crc = WriteItemPayload(*item, planner, sink);
+    absl::StatusOr<uint32_t> crc = WriteItemPayload(*item, planner, sink, offset);
     if (!crc.ok()) {
       return WithContext(crc.status(), absl::StrCat("rank ", rank_, ": writing ", WriteItemName(*item), " to ",
                                                     temporary_name));

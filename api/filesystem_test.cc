@@ -160,6 +160,15 @@ TEST(FileSystemWriterTest, OneFilePerRankBytesFirstItemsConcatenated) {
       ReadTensorRecord(BufferRecordSource(absl::string_view(data).substr(w.offset, w.length)));
   ASSERT_TRUE(stored.ok()) << stored.status();
   EXPECT_TRUE(BitwiseEqual(*stored, Arange(at::kFloat, {8, 4}, 1.0)));
+  // Whatever offset an item starts at, its tensor's bytes start on a 64-byte
+  // boundary of the file.
+  for (const auto& [index, info] : *md->storage_data) {
+    if (index.fqn == "step") continue;
+    absl::StatusOr<TensorRecordLayout> layout =
+        ReadTensorRecordLayout(BufferRecordSource(absl::string_view(data).substr(info.offset, info.length)));
+    ASSERT_TRUE(layout.ok()) << index.fqn << ": " << layout.status();
+    EXPECT_EQ((info.offset + layout->data_offset) % 64, 0) << index.fqn << " at " << info.offset;
+  }
 
   // The checksum file belongs to this save and hashes every slice.
   absl::StatusOr<internal::ChecksumTable> checksums =

@@ -73,8 +73,9 @@ absl::StatusOr<WrittenRecord> WriteWithLibTorch(const std::string& pickle, const
                                                 const ByteSink& sink);
 
 // The archive through TorchZipWriter: one pass over the tensor's bytes.
-absl::StatusOr<WrittenRecord> WriteStreamed(const std::string& pickle, const at::Tensor& data, const ByteSink& sink) {
-  internal::TorchZipWriter zip;
+absl::StatusOr<WrittenRecord> WriteStreamed(const std::string& pickle, const at::Tensor& data, const ByteSink& sink,
+                                            int64_t file_offset) {
+  internal::TorchZipWriter zip(file_offset);
   const int64_t nbytes = static_cast<int64_t>(data.storage().nbytes());
   std::string head = zip.Begin("data.pkl", static_cast<int64_t>(pickle.size()));
   head += pickle;
@@ -147,7 +148,8 @@ absl::Status BufferRecordSource::ReadAt(int64_t offset, void* out, int64_t n) co
   return absl::OkStatus();
 }
 
-absl::StatusOr<WrittenRecord> WriteTensorRecord(const at::Tensor& tensor, const ByteSink& sink) {
+absl::StatusOr<WrittenRecord> WriteTensorRecord(const at::Tensor& tensor, const ByteSink& sink,
+                                                int64_t file_offset) {
   if (!tensor.defined()) return absl::InvalidArgumentError("cannot save an undefined tensor");
   if (!tensor.device().is_cpu()) {
     return absl::InvalidArgumentError(absl::StrCat("tensor record: expected a CPU tensor, got one on ",
@@ -160,7 +162,7 @@ absl::StatusOr<WrittenRecord> WriteTensorRecord(const at::Tensor& tensor, const 
 
   const int64_t nbytes = static_cast<int64_t>(data.storage().nbytes());
   if (nbytes + static_cast<int64_t>(pickle->size()) + 4096 < internal::kTorchZipWriterLimit) {
-    return WriteStreamed(*pickle, data, sink);
+    return WriteStreamed(*pickle, data, sink, file_offset);
   }
   return WriteWithLibTorch(*pickle, data, sink);
 }

@@ -57,9 +57,13 @@ struct WrittenRecord {
 // not own exactly its elements (a view, an offset into a larger storage) is
 // written as a contiguous copy, so only the item's own elements are stored.
 // The sink sees the tensor's bytes in blocks of at most 1 MiB, straight from
-// the tensor's memory. Errors: non-CPU tensor, unsupported dtype, sink
-// errors.
-absl::StatusOr<WrittenRecord> WriteTensorRecord(const at::Tensor& tensor, const ByteSink& sink);
+// the tensor's memory. `file_offset` is where the archive starts in the
+// file the sink writes to: the tensor's bytes are padded to a 64-byte
+// boundary of that file (TorchZipWriter), which speeds up both the write
+// and a later read into aligned memory. Errors: non-CPU tensor, unsupported
+// dtype, sink errors.
+absl::StatusOr<WrittenRecord> WriteTensorRecord(const at::Tensor& tensor, const ByteSink& sink,
+                                                int64_t file_offset = 0);
 
 // torch.save(value) for a non-tensor value (torch::pickle_save), in memory:
 // bytes values are small. Errors: values LibTorch cannot pickle.

@@ -356,6 +356,34 @@ TEST(Crc32Test, MatchesTheStandardAndTheTableAlgorithm) {
   EXPECT_EQ(whole, internal::Crc32Portable(0, bytes.data(), bytes.size()));
 }
 
+// An item starts anywhere in its data file; its tensor's bytes are padded to
+// a 64-byte boundary of the file, and the archive stays readable by both
+// readers and its CRC-32 right.
+TEST(TensorRecordTest, AlignsTheTensorsBytesToTheFileNotTheArchive) {
+  const at::Tensor t = at::arange(100, at::kFloat);
+  for (const int64_t file_offset : {int64_t{0}, int64_t{1}, int64_t{37}, int64_t{63}, int64_t{64}, int64_t{700},
+                                    int64_t{1} << 33}) {
+    std::string archive;
+    absl::StatusOr<WrittenRecord> written = WriteTensorRecord(
+        t,
+        [&](const char* data, size_t size) {
+          archive.append(data, size);
+          return absl::OkStatus();
+        },
+        file_offset);
+    ASSERT_TRUE(written.ok()) << written.status();
+    EXPECT_EQ(written->crc32, internal::Crc32Portable(0, archive.data(), archive.size()));
+    absl::StatusOr<TensorRecordLayout> layout = ReadTensorRecordLayout(BufferRecordSource(archive));
+    ASSERT_TRUE(layout.ok()) << "file offset " << file_offset << ": " << layout.status();
+    EXPECT_EQ((file_offset + layout->data_offset) % 64, 0) << "file offset " << file_offset;
+    EXPECT_TRUE(at::equal(LoadWithLibTorch(archive), t)) << "file offset " << file_offset;
+    absl::StatusOr<at::Tensor> ours = ReadTensorRecord(BufferRecordSource(archive));
+    ASSERT_TRUE(ours.ok()) << ours.status();
+    EXPECT_TRUE(at::equal(*ours, t));
+    EXPECT_TRUE(CheckTorchSaveArchive(archive).ok());
+  }
+}
+
 TEST(TensorRecordLayoutTest, LocatesTheTensorsBytesInOurArchives) {
   const at::Tensor t = at::arange(24, at::kDouble).reshape({2, 3, 4}).permute({2, 0, 1});
   absl::StatusOr<std::string> archive = WriteToString(t);

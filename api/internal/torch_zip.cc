@@ -53,7 +53,8 @@ absl::Status Malformed(absl::string_view why) { return absl::DataLossError(absl:
 std::string TorchZipWriter::Begin(absl::string_view name, int64_t size) {
   Record record{absl::StrCat(kArchiveFolder, name), position_, size, 0};
   const int64_t unpadded = position_ + kLocalHeaderBytes + static_cast<int64_t>(record.name.size()) + 4;
-  const int64_t padding = (kAlignment - unpadded % kAlignment) % kAlignment;
+  const int64_t misalignment = (file_offset_ % kAlignment + unpadded % kAlignment) % kAlignment;
+  const int64_t padding = (kAlignment - misalignment) % kAlignment;
   std::string out;
   out.reserve(static_cast<size_t>(kLocalHeaderBytes + record.name.size() + 4 + padding));
   out += "PK\x03\x04";

@@ -34,8 +34,17 @@ inline constexpr int64_t kTorchZipWriterLimit = int64_t{0xFFFFFFFF} - (int64_t{1
 // Builds an archive record by record. Usage: for each record, Begin(name,
 // size) (whose bytes go first), the record's bytes (the caller emits them
 // and folds them into `crc`), End(crc); then Finish().
+//
+// `file_offset` is where the archive starts in the file it is written to.
+// The "FB" padding aligns each record's bytes to 64 bytes of that file, not
+// of the archive: items of a DCP data file are concatenated at arbitrary
+// offsets, and the kernel copies file pages to and from 64-byte-aligned
+// tensor memory markedly faster when both sides share their alignment.
+// Readers take the padding from the extra field's length, whatever it is;
+// with offset 0 the archive is LibTorch's byte for byte.
 class TorchZipWriter {
  public:
+  explicit TorchZipWriter(int64_t file_offset = 0) : file_offset_(file_offset) {}
   // The local header of a record of `size` bytes named "archive/<name>".
   std::string Begin(absl::string_view name, int64_t size);
   // The data descriptor closing the current record (none for an empty one).
@@ -52,6 +61,7 @@ class TorchZipWriter {
     uint32_t crc = 0;
   };
   std::vector<Record> records_;
+  int64_t file_offset_ = 0;
   int64_t position_ = 0;
 };
 
