@@ -165,6 +165,94 @@ class ActiveRanks {
   std::vector<Rank> max_limit_;
 };
 
+// ---- The candidate-free check -----------------------------------------------------
+//
+// In a valid layout no two chunks share an element, and for rank 2 the
+// sweep's candidates are overlapping pairs: it finds none, yet pays for a
+// tree update per activation and expiry. While no candidate has appeared,
+// the active boxes all contain the sweep point, so their intervals in the
+// index dimension are disjoint: sorted by start, they are sorted by end too,
+// and a box's interval meets one of them iff it meets the last one starting
+// before its end. A bit set of the active positions finds that one.
+
+// Positions 0..n-1 as bits, each level summarising the words of the one
+// below (a bit per non-zero word) up to a single word: insertion, removal and
+// the largest member below a bound cost O(log_64 n).
+class PositionSet {
+ public:
+  static constexpr size_t kNone = std::numeric_limits<size_t>::max();
+
+  explicit PositionSet(size_t n) {
+    size_t bits = std::max<size_t>(n, 1);
+    do {
+      bits = (bits + 63) / 64;
+      levels_.emplace_back(bits, 0);
+    } while (bits > 1);
+  }
+
+  void Insert(size_t position) {
+    for (std::vector<uint64_t>& level : levels_) {
+      uint64_t& word = level[position / 64];
+      const bool was_empty = word == 0;
+      word |= uint64_t{1} << (position % 64);
+      if (!was_empty) return;
+      position /= 64;
+    }
+  }
+
+  void Erase(size_t position) {
+    for (std::vector<uint64_t>& level : levels_) {
+      uint64_t& word = level[position / 64];
+      word &= ~(uint64_t{1} << (position % 64));
+      if (word != 0) return;
+      position /= 64;
+    }
+  }
+
+  // The largest member below `limit`, or kNone.
+  size_t Below(size_t limit) const {
+    size_t level = 0;
+    size_t bound = limit;  // exclusive, in the units of `level`
+    for (;; ++level) {
+      if (level == levels_.size() || bound == 0) return kNone;
+      const size_t last = bound - 1;
+      const uint64_t word = levels_[level][last / 64] & (~uint64_t{0} >> (63 - last % 64));
+      if (word != 0) {
+        bound = last / 64 * 64 + Highest(word);
+        break;
+      }
+      bound = last / 64;  // the words before this one
+    }
+    // `bound` is now a member of `level`; below it, take the highest member.
+    while (level > 0) bound = bound * 64 + Highest(levels_[--level][bound]);
+    return bound;
+  }
+
+ private:
+  static size_t Highest(uint64_t word) { return 63 - static_cast<size_t>(__builtin_clzll(word)); }
+
+  std::vector<std::vector<uint64_t>> levels_;
+};
+
+// True if no two boxes intersect in both the sweep and the index dimension:
+// the sweep would then find no candidate (and no pair).
+template <typename Rank>
+bool NoCandidates(const std::vector<Rank>& by_sweep_start, const Ranks<Rank>& sweep, const Ranks<Rank>& index,
+                  const std::vector<Rank>& by_index_start, const std::vector<Rank>& position_of) {
+  const size_t n = by_sweep_start.size();
+  PositionSet active(n);
+  size_t expired = 0;  // boxes in sweep.by_end order already expired
+  for (Rank k : by_sweep_start) {
+    while (expired < n && sweep.limit[sweep.by_end[expired]] <= sweep.first[k]) {
+      active.Erase(position_of[sweep.by_end[expired++]]);
+    }
+    const size_t last = active.Below(index.limit[k]);
+    if (last != PositionSet::kNone && index.limit[by_index_start[last]] > index.first[k]) return false;
+    active.Insert(position_of[k]);
+  }
+  return true;
+}
+
 // Keeps the smallest `capacity` pairs seen (a max-heap of them).
 class SmallestPairs {
  public:
@@ -216,6 +304,7 @@ OverlapReport Sweep(const FlatBoxes& boxes, const Limits& limits) {
   const std::vector<Rank>& by_index_start = by_start[index_dim];
   std::vector<Rank> position_of(boxes.size());
   for (size_t p = 0; p < by_index_start.size(); ++p) position_of[by_index_start[p]] = static_cast<Rank>(p);
+  if (NoCandidates(by_start[sweep_dim], sweep, index, by_index_start, position_of)) return report;
 
   SmallestPairs listed(limits.max_listed);
   int64_t candidates = 0;

@@ -10,7 +10,9 @@
 // dimension (stable_order.h) and A the number of chunks the sweep keeps
 // active at once;
 // O(C) for chunks listed in start order along a dimension in which they are
-// disjoint (row or column splits).
+// disjoint (row or column splits). Without candidates (a valid rank-2
+// layout: see OverlappingPairs), a first pass proves there are none in
+// O(C log_64 C) after the sorts and the sweep proper does not run.
 
 #include <cstddef>
 #include <cstdint>
