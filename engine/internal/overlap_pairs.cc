@@ -20,9 +20,15 @@ FlatBoxes::FlatBoxes(size_t rank, size_t capacity) : rank_(rank) {
 void FlatBoxes::Add(int64_t id, const ChunkBox& chunk) {
   if (chunk.offsets.size() != rank_ || chunk.sizes.size() != rank_) return;
   if (!std::all_of(chunk.sizes.begin(), chunk.sizes.end(), [](int64_t s) { return s > 0; })) return;
+  AddTakingPart(id, chunk);
+}
+
+void FlatBoxes::AddTakingPart(int64_t id, const ChunkBox& chunk) {
   ids_.push_back(id);
-  starts_.insert(starts_.end(), chunk.offsets.begin(), chunk.offsets.end());
-  sizes_.insert(sizes_.end(), chunk.sizes.begin(), chunk.sizes.end());
+  for (size_t d = 0; d < rank_; ++d) {
+    starts_.push_back(chunk.offsets[d]);
+    sizes_.push_back(chunk.sizes[d]);
+  }
 }
 
 namespace {

@@ -38,6 +38,8 @@ class FlatBoxes {
 
   // Adds chunk `id` if it takes part in the overlap check.
   void Add(int64_t id, const ChunkBox& chunk);
+  // Adds chunk `id`, known to take part in the overlap check.
+  void AddTakingPart(int64_t id, const ChunkBox& chunk);
 
   size_t size() const { return ids_.size(); }
   size_t rank() const { return rank_; }
