@@ -2,10 +2,8 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <functional>
 #include <limits>
 #include <optional>
-#include <queue>
 #include <string>
 #include <utility>
 #include <variant>
@@ -16,17 +14,12 @@
 #include "absl/strings/str_cat.h"
 #include "engine/box.h"
 #include "engine/internal/checked_math.h"
+#include "engine/internal/overlap_pairs.h"
 
 namespace dcplan {
 namespace {
 
 constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
-
-// Ends are offset + size in 128 bits: chunks whose end overflows int64 are
-// out of bounds but still take part in the overlap check.
-__int128 EndOf(const ChunkBox& chunk, size_t dim) {
-  return static_cast<__int128>(chunk.offsets[dim]) + chunk.sizes[dim];
-}
 
 // ---- Bounds -------------------------------------------------------------------
 
@@ -66,249 +59,10 @@ void AppendOutOfBoundsProblems(absl::string_view fqn, const TensorStorageMetadat
 
 // ---- Overlap ------------------------------------------------------------------
 
-// Chunks that can share an element with another one: the tensor's rank and a
-// positive size in every dim. Malformed chunks are left out (they are reported
-// out of bounds already); zero-volume chunks overlap nothing by dcplan's rule.
-bool TakesPartInOverlapCheck(const ChunkBox& chunk, size_t rank) {
-  if (chunk.offsets.size() != rank || chunk.sizes.size() != rank) return false;
-  return std::all_of(chunk.sizes.begin(), chunk.sizes.end(), [](int64_t s) { return s > 0; });
-}
-
-// The chunks taking part in the overlap check, as contiguous rows of starts
-// and ends: the sweep's inner loop reads nothing else. For these chunks,
-// Overlaps(a, b) is "a.start < b.end and b.start < a.end in every dim".
-class FlatBoxes {
- public:
-  // `capacity`: the number of chunks (a chunk of another rank has fewer
-  // than `rank` dims, so starts_ and ends_ grow as chunks are added).
-  FlatBoxes(size_t rank, size_t capacity) : rank_(rank) { ids_.reserve(capacity); }
-
-  // Adds chunk `id` if it takes part in the overlap check.
-  void Add(int64_t id, const ChunkBox& chunk) {
-    if (!TakesPartInOverlapCheck(chunk, rank_)) return;
-    ids_.push_back(id);
-    for (size_t d = 0; d < rank_; ++d) {
-      starts_.push_back(chunk.offsets[d]);
-      ends_.push_back(EndOf(chunk, d));
-    }
-  }
-
-  size_t size() const { return ids_.size(); }
-  size_t rank() const { return rank_; }
-  // Position of box k in the tensor's chunk list.
-  int64_t id(size_t k) const { return ids_[k]; }
-  int64_t start(size_t k, size_t d) const { return starts_[k * rank_ + d]; }
-  __int128 end(size_t k, size_t d) const { return ends_[k * rank_ + d]; }
-
-  bool IntersectIn(size_t k, size_t l, const std::vector<size_t>& dims) const {
-    for (size_t d : dims) {
-      if (!(start(k, d) < end(l, d) && start(l, d) < end(k, d))) return false;
-    }
-    return true;
-  }
-
-  // Boxes ordered by (start in dim d, k).
-  std::vector<std::pair<int64_t, size_t>> SortedByStart(size_t d) const {
-    std::vector<std::pair<int64_t, size_t>> order(size());
-    for (size_t k = 0; k < size(); ++k) order[k] = {start(k, d), k};
-    // Global plans list chunks rank by rank, usually in start order already.
-    if (!std::is_sorted(order.begin(), order.end())) std::sort(order.begin(), order.end());
-    return order;
-  }
-
- private:
-  size_t rank_;
-  std::vector<int64_t> ids_;
-  std::vector<int64_t> starts_;
-  std::vector<__int128> ends_;
-};
-
-size_t CountDistinct(const std::vector<std::pair<int64_t, size_t>>& sorted) {
-  size_t distinct = 0;
-  for (size_t p = 0; p < sorted.size(); ++p) distinct += p == 0 || sorted[p].first != sorted[p - 1].first;
-  return distinct;
-}
-
-// The sweep dimension (most distinct start offsets, lowest on ties) and the
-// dimension the active set is indexed by (the runner-up; the sweep dimension
-// itself for 1-d tensors). Sweeping along the dimension the tensor is split in
-// keeps the active set small; indexing it by another dimension keeps grid
-// layouts, whose active set is a whole slab, cheap too.
-std::pair<size_t, size_t> ChooseDims(const std::vector<std::vector<std::pair<int64_t, size_t>>>& sorted_by_start) {
-  const size_t rank = sorted_by_start.size();
-  std::vector<size_t> distinct(rank);
-  for (size_t d = 0; d < rank; ++d) distinct[d] = CountDistinct(sorted_by_start[d]);
-  size_t sweep = 0;
-  for (size_t d = 1; d < rank; ++d) {
-    if (distinct[d] > distinct[sweep]) sweep = d;
-  }
-  if (rank == 1) return {sweep, sweep};
-  size_t index = sweep == 0 ? 1 : 0;
-  for (size_t d = 0; d < rank; ++d) {
-    if (d != sweep && distinct[d] > distinct[index]) index = d;
-  }
-  return {sweep, index};
-}
-
-// The active chunks' intervals in one dimension: a max-segment tree over the
-// chunks ordered by their start there, each leaf holding the end of an active
-// chunk or kInactive. Finding the active intervals that intersect [start, end)
-// costs O(log C) per interval found.
-class ActiveIntervals {
- public:
-  static constexpr __int128 kInactive = static_cast<__int128>(std::numeric_limits<int64_t>::min()) - 1;
-
-  explicit ActiveIntervals(size_t count) {
-    while (leaves_ < count) leaves_ *= 2;
-    max_end_.assign(2 * leaves_, kInactive);
-  }
-
-  void Set(size_t position, __int128 end) {
-    size_t node = leaves_ + position;
-    max_end_[node] = end;
-    // An unchanged node leaves its ancestors unchanged.
-    for (node /= 2; node >= 1; node /= 2) {
-      const __int128 updated = std::max(max_end_[2 * node], max_end_[2 * node + 1]);
-      if (max_end_[node] == updated) break;
-      max_end_[node] = updated;
-    }
-  }
-
-  // Calls visit(position) for every active position below `limit` whose end
-  // is past `start`, until visit returns false.
-  template <typename Visit>
-  void ForEachEndingAfter(size_t limit, __int128 start, const Visit& visit) const {
-    Descend(1, 0, leaves_, limit, start, visit);
-  }
-
- private:
-  // False once `visit` has asked to stop.
-  template <typename Visit>
-  bool Descend(size_t node, size_t low, size_t high, size_t limit, __int128 start, const Visit& visit) const {
-    if (low >= limit || max_end_[node] <= start) return true;
-    if (high - low == 1) return visit(low);
-    const size_t middle = low + (high - low) / 2;
-    return Descend(2 * node, low, middle, limit, start, visit) &&
-           Descend(2 * node + 1, middle, high, limit, start, visit);
-  }
-
-  size_t leaves_ = 1;
-  std::vector<__int128> max_end_;
-};
-
-// True if, in start order along `dim`, every box starts at or after the ends
-// of all the boxes before it: slabs (row or column splits) share no element,
-// whatever their other dims.
-bool DisjointAlong(const FlatBoxes& boxes, const std::vector<std::pair<int64_t, size_t>>& by_start, size_t dim) {
-  __int128 reached = std::numeric_limits<int64_t>::min();
-  for (const auto& [start, k] : by_start) {
-    if (start < reached) return false;
-    reached = std::max(reached, boxes.end(k, dim));
-  }
-  return true;
-}
-
-// The overlapping pairs of a tensor's chunks, bounded: the smallest
-// kMaxListedOverlapPairs pairs (i, j), i < j, ascending, and how many pairs
-// there are in all (`complete` false when the search stopped after
-// kMaxOverlapCandidates candidate pairs: `total` is then a lower bound).
-struct OverlapReport {
-  std::vector<std::pair<int64_t, int64_t>> listed;
-  int64_t total = 0;
-  bool complete = true;
-};
-
-// Keeps the smallest `capacity` pairs seen (a max-heap of them).
-class SmallestPairs {
- public:
-  explicit SmallestPairs(size_t capacity) : capacity_(capacity) {}
-  void Add(std::pair<int64_t, int64_t> pair) {
-    if (heap_.size() < capacity_) {
-      heap_.push_back(pair);
-      std::push_heap(heap_.begin(), heap_.end());
-    } else if (capacity_ > 0 && pair < heap_.front()) {
-      std::pop_heap(heap_.begin(), heap_.end());
-      heap_.back() = pair;
-      std::push_heap(heap_.begin(), heap_.end());
-    }
-  }
-  std::vector<std::pair<int64_t, int64_t>> Sorted() && {
-    std::sort_heap(heap_.begin(), heap_.end());
-    return std::move(heap_);
-  }
-
- private:
-  size_t capacity_;
-  std::vector<std::pair<int64_t, int64_t>> heap_;
-};
-
-// Sweep along one dimension in start order: a chunk meets the chunks still
-// active there (end past its start); among those, the index over a second
-// dimension yields the ones that intersect it there too, and the remaining
-// dimensions decide. Every candidate costs O(log C); the search stops after
-// kMaxOverlapCandidates of them, so that degenerate inputs (thousands of
-// copies of one chunk, with millions of pairs) stay cheap.
-OverlapReport OverlappingPairs(const FlatBoxes& boxes, int64_t stop_after_pairs = INT64_MAX) {
-  OverlapReport report;
-  const size_t rank = boxes.rank();
-  if (rank == 0 || boxes.size() < 2) return report;
-  std::vector<std::vector<std::pair<int64_t, size_t>>> sorted_by_start(rank);
-  for (size_t d = 0; d < rank; ++d) sorted_by_start[d] = boxes.SortedByStart(d);
-  const auto [sweep_dim, index_dim] = ChooseDims(sorted_by_start);
-  if (DisjointAlong(boxes, sorted_by_start[sweep_dim], sweep_dim)) return report;
-  std::vector<size_t> other_dims;
-  for (size_t d = 0; d < rank; ++d) {
-    if (d != sweep_dim && d != index_dim) other_dims.push_back(d);
-  }
-
-  const std::vector<std::pair<int64_t, size_t>>& by_index_start = sorted_by_start[index_dim];
-  std::vector<size_t> position_of(boxes.size());
-  for (size_t p = 0; p < by_index_start.size(); ++p) position_of[by_index_start[p].second] = p;
-
-  SmallestPairs listed(kMaxListedOverlapPairs);
-  int64_t candidates = 0;
-  ActiveIntervals active(boxes.size());
-  using Expiry = std::pair<__int128, size_t>;  // (end in sweep_dim, position)
-  std::priority_queue<Expiry, std::vector<Expiry>, std::greater<Expiry>> expiries;
-  for (const auto& [sweep_start, sweep_box] : sorted_by_start[sweep_dim]) {
-    // A plain copy: C++17 lambdas cannot capture structured bindings (clang
-    // refuses; gcc accepts).
-    const size_t k = sweep_box;
-    while (!expiries.empty() && expiries.top().first <= sweep_start) {
-      active.Set(expiries.top().second, ActiveIntervals::kInactive);
-      expiries.pop();
-    }
-    const __int128 index_end = boxes.end(k, index_dim);
-    const size_t limit =
-        std::lower_bound(by_index_start.begin(), by_index_start.end(), index_end,
-                         [](const std::pair<int64_t, size_t>& entry, __int128 end) { return entry.first < end; }) -
-        by_index_start.begin();
-    active.ForEachEndingAfter(limit, boxes.start(k, index_dim), [&](size_t position) {
-      if (++candidates > kMaxOverlapCandidates) return false;
-      const size_t other = by_index_start[position].second;
-      if (!boxes.IntersectIn(k, other, other_dims)) return true;
-      ++report.total;
-      listed.Add({std::min(boxes.id(k), boxes.id(other)), std::max(boxes.id(k), boxes.id(other))});
-      return report.total < stop_after_pairs;
-    });
-    if (report.total >= stop_after_pairs) {
-      report.complete = false;
-      break;
-    }
-    if (candidates > kMaxOverlapCandidates) {
-      report.complete = false;
-      break;
-    }
-    active.Set(position_of[k], index_end);
-    expiries.emplace(boxes.end(k, sweep_dim), position_of[k]);
-  }
-  report.listed = std::move(listed).Sorted();
-  return report;
-}
-
-void AppendOverlapProblems(absl::string_view fqn, const TensorStorageMetadata& tensor, const FlatBoxes& boxes,
-                           std::vector<PlanProblem>& problems) {
-  const OverlapReport report = OverlappingPairs(boxes);
+void AppendOverlapProblems(absl::string_view fqn, const TensorStorageMetadata& tensor,
+                           const internal::FlatBoxes& boxes, std::vector<PlanProblem>& problems) {
+  const internal::OverlapReport report =
+      internal::OverlappingPairs(boxes, kMaxListedOverlapPairs, kMaxOverlapCandidates, kInt64Max);
   for (const auto& [i, j] : report.listed) {
     PlanProblem problem;
     problem.kind = ProblemKind::kOverlap;
@@ -388,14 +142,50 @@ struct ChunkFacts {
   ChunkFacts(size_t rank, size_t num_chunks) : boxes(rank, num_chunks) {}
 
   std::vector<size_t> out_of_bounds;  // positions, ascending
-  FlatBoxes boxes;
+  internal::FlatBoxes boxes;
   ChunksVolume volume;
 };
+
+// True if `chunk` has the tensor's rank and a positive size in every dim, and
+// lies inside the tensor: it is then in bounds, takes part in the overlap
+// check and has the product of its sizes as volume. Valid layouts have
+// little else; one pass over the chunk's dims, without the Status of the
+// general checks, halves the scan of a tensor of many chunks.
+bool InsideWithPositiveSizes(const Shape& size, const ChunkBox& chunk) {
+  const size_t rank = size.size();
+  if (chunk.offsets.size() != rank || chunk.sizes.size() != rank) return false;
+  for (size_t d = 0; d < rank; ++d) {
+    const int64_t offset = chunk.offsets[d];
+    const int64_t extent = chunk.sizes[d];
+    // With 0 <= offset <= size[d], size[d] - offset does not overflow.
+    if (offset < 0 || extent <= 0 || offset > size[d] || extent > size[d] - offset) return false;
+  }
+  return true;
+}
+
+// AddChunkVolume for positive sizes (ShapeVolume's product, in the same order).
+void AddPositiveVolume(const Shape& sizes, ChunksVolume& total) {
+  int64_t volume = 1;
+  for (int64_t extent : sizes) {
+    std::optional<int64_t> next = internal::CheckedMul(volume, extent);
+    if (!next) {
+      total.sum += static_cast<__int128>(kInt64Max) + 1;
+      return;
+    }
+    volume = *next;
+  }
+  total.sum += volume;
+}
 
 ChunkFacts ScanChunks(const TensorStorageMetadata& tensor) {
   ChunkFacts facts(tensor.size.size(), tensor.chunks.size());
   for (size_t i = 0; i < tensor.chunks.size(); ++i) {
     const ChunkBox& chunk = tensor.chunks[i];
+    if (InsideWithPositiveSizes(tensor.size, chunk)) {
+      facts.boxes.AddTakingPart(static_cast<int64_t>(i), chunk);
+      AddPositiveVolume(chunk.sizes, facts.volume);
+      continue;
+    }
     if (!InBounds(tensor.size, chunk)) facts.out_of_bounds.push_back(i);
     facts.boxes.Add(static_cast<int64_t>(i), chunk);
     AddChunkVolume(chunk, facts.volume);
@@ -422,9 +212,10 @@ std::vector<PlanProblem> ValidateTensor(absl::string_view fqn, const TensorStora
 
 bool HasOverlappingChunks(const TensorStorageMetadata& tensor) {
   if (tensor.size.empty()) return false;
-  FlatBoxes boxes(tensor.size.size(), tensor.chunks.size());
+  internal::FlatBoxes boxes(tensor.size.size(), tensor.chunks.size());
   for (size_t i = 0; i < tensor.chunks.size(); ++i) boxes.Add(static_cast<int64_t>(i), tensor.chunks[i]);
-  return OverlappingPairs(boxes, /*stop_after_pairs=*/1).total > 0;
+  return internal::OverlappingPairs(boxes, kMaxListedOverlapPairs, kMaxOverlapCandidates, /*stop_after_pairs=*/1)
+             .total > 0;
 }
 
 std::vector<PlanProblem> ValidateMetadata(const StateDictMetadata& metadata) {

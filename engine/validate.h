@@ -7,12 +7,15 @@
 // spec/plan-json.md: a chunk of zero volume overlaps nothing; the volume check
 // applies whatever the number of ranks).
 //
-// Cost: O(C log C + min(C·A, kMaxOverlapCandidates) log C) per tensor of C
-// chunks, where A is the number of chunks a sweep keeps active at once; at
-// most kMaxListedOverlapPairs overlapping pairs are reported per tensor, plus
-// one summary problem with their count when there are more. The sweep runs along the dimension with the most distinct chunk
-// offsets, so the layouts that make PyTorch's sweep quadratic (tensors split
-// along a dimension other than the largest) stay fast.
+// Cost: O(C·R·B + min(C·A, kMaxOverlapCandidates) log C) per tensor of C
+// chunks of rank R, where B (at most 8) is the number of bytes the chunk
+// offsets span in a dimension (they are radix sorted) and A is the number of
+// chunks a sweep keeps active at once (internal/overlap_pairs.h); at most
+// kMaxListedOverlapPairs overlapping pairs are reported per tensor, plus one
+// summary problem with their count when there are more. The sweep runs along
+// the dimension with the most distinct chunk offsets, so the layouts that make
+// PyTorch's sweep quadratic (tensors split along a dimension other than the
+// largest) stay fast.
 
 #include <cstddef>
 #include <cstdint>
