@@ -86,12 +86,22 @@ std::vector<const WriteItem*> ItemsByPosition(const std::vector<SavePlan>& plans
   return items;
 }
 
-// An id per distinct fqn, for every item (by position). Ranks usually list
-// the same fqns in the same order: an fqn equal to the one at the same place
-// in the previous plan, or to the previous item's (several chunks of one
-// tensor), takes that id without hashing the string.
-std::vector<FqnId> InternFqns(const std::vector<SavePlan>& plans, size_t total_items, size_t* num_fqns) {
-  std::vector<FqnId> ids(total_items);
+// What of an item's key the grouping pass needs, copied out of the item in
+// the one sequential pass over all plans: comparing offsets group by group
+// otherwise reads items of 512+ plans in turn, a cache miss each.
+struct KeyPrefix {
+  FqnId fqn = 0;
+  // optional<Shape> order: nullopt < empty shape < any non-empty shape.
+  enum : uint32_t { kNoOffset = 0, kEmptyOffset = 1, kOffset = 2 } kind = kNoOffset;
+  int64_t first_offset = 0;  // offset[0] when kind == kOffset
+};
+
+// Every item's KeyPrefix (by position), with an id per distinct fqn. Ranks
+// usually list the same fqns in the same order: an fqn equal to the one at
+// the same place in the previous plan, or to the previous item's (several
+// chunks of one tensor), takes that id without hashing the string.
+std::vector<KeyPrefix> KeyPrefixes(const std::vector<SavePlan>& plans, size_t total_items, size_t* num_fqns) {
+  std::vector<KeyPrefix> prefixes(total_items);
   absl::flat_hash_map<absl::string_view, FqnId> id_of;
   size_t previous_start = 0;
   size_t start = 0;
@@ -99,34 +109,69 @@ std::vector<FqnId> InternFqns(const std::vector<SavePlan>& plans, size_t total_i
     const std::vector<WriteItem>& items = plans[rank].items;
     const std::vector<WriteItem>* previous = rank == 0 ? nullptr : &plans[rank - 1].items;
     for (size_t i = 0; i < items.size(); ++i) {
-      const std::string& fqn = items[i].index.fqn;
-      if (previous != nullptr && i < previous->size() && (*previous)[i].index.fqn == fqn) {
-        ids[start + i] = ids[previous_start + i];
-      } else if (i > 0 && items[i - 1].index.fqn == fqn) {
-        ids[start + i] = ids[start + i - 1];
+      const MetadataIndex& index = items[i].index;
+      KeyPrefix& prefix = prefixes[start + i];
+      if (previous != nullptr && i < previous->size() && (*previous)[i].index.fqn == index.fqn) {
+        prefix.fqn = prefixes[previous_start + i].fqn;
+      } else if (i > 0 && items[i - 1].index.fqn == index.fqn) {
+        prefix.fqn = prefixes[start + i - 1].fqn;
       } else {
-        ids[start + i] = id_of.try_emplace(fqn, static_cast<FqnId>(id_of.size())).first->second;
+        prefix.fqn = id_of.try_emplace(index.fqn, static_cast<FqnId>(id_of.size())).first->second;
+      }
+      if (index.offset) {
+        prefix.kind = index.offset->empty() ? KeyPrefix::kEmptyOffset : KeyPrefix::kOffset;
+        if (!index.offset->empty()) prefix.first_offset = index.offset->front();
       }
     }
     previous_start = start;
     start += items.size();
   }
   *num_fqns = id_of.size();
-  return ids;
+  return prefixes;
 }
 
 // Positions grouped by fqn id, each group in position order (a counting
 // sort).
-std::vector<Position> GroupByFqn(const std::vector<FqnId>& fqn_ids, size_t num_fqns,
+std::vector<Position> GroupByFqn(const std::vector<KeyPrefix>& prefixes, size_t num_fqns,
                                  std::vector<size_t>& group_starts) {
   group_starts.assign(num_fqns + 1, 0);
-  for (FqnId id : fqn_ids) ++group_starts[id + 1];
+  for (const KeyPrefix& prefix : prefixes) ++group_starts[prefix.fqn + 1];
   for (size_t g = 1; g < group_starts.size(); ++g) group_starts[g] += group_starts[g - 1];
   std::vector<size_t> cursors(group_starts.begin(), group_starts.end() - 1);
-  std::vector<Position> grouped(fqn_ids.size());
-  for (Position position = 0; position < fqn_ids.size(); ++position) grouped[cursors[fqn_ids[position]]++] = position;
+  std::vector<Position> grouped(prefixes.size());
+  for (Position position = 0; position < prefixes.size(); ++position) {
+    grouped[cursors[prefixes[position].fqn]++] = position;
+  }
   return grouped;
 }
+
+// optional<Shape> ordering and equality of two items' offsets, from their
+// prefixes; the items themselves are read only when the first offsets tie.
+class OffsetOrder {
+ public:
+  OffsetOrder(const std::vector<const WriteItem*>& items, const std::vector<KeyPrefix>& prefixes)
+      : items_(items), prefixes_(prefixes) {}
+
+  bool Less(Position a, Position b) const {
+    const KeyPrefix& x = prefixes_[a];
+    const KeyPrefix& y = prefixes_[b];
+    if (x.kind != y.kind) return x.kind < y.kind;
+    if (x.kind != KeyPrefix::kOffset) return false;
+    if (x.first_offset != y.first_offset) return x.first_offset < y.first_offset;
+    return *items_[a]->index.offset < *items_[b]->index.offset;
+  }
+  bool Equal(Position a, Position b) const {
+    const KeyPrefix& x = prefixes_[a];
+    const KeyPrefix& y = prefixes_[b];
+    if (x.kind != y.kind) return false;
+    if (x.kind != KeyPrefix::kOffset) return true;
+    return x.first_offset == y.first_offset && *items_[a]->index.offset == *items_[b]->index.offset;
+  }
+
+ private:
+  const std::vector<const WriteItem*>& items_;
+  const std::vector<KeyPrefix>& prefixes_;
+};
 
 // For every item, the position of the first item with the same key (fqn,
 // offsets). Within one fqn, items are ordered by offsets (stably: the first
@@ -135,18 +180,19 @@ std::vector<Position> GroupByFqn(const std::vector<FqnId>& fqn_ids, size_t num_f
 std::vector<Position> FirstPositionsOfKeys(const std::vector<SavePlan>& plans, size_t total_items) {
   const std::vector<const WriteItem*> items = ItemsByPosition(plans, total_items);
   size_t num_fqns = 0;
-  const std::vector<FqnId> fqn_ids = InternFqns(plans, total_items, &num_fqns);
+  const std::vector<KeyPrefix> prefixes = KeyPrefixes(plans, total_items, &num_fqns);
   std::vector<size_t> group_starts;
-  std::vector<Position> grouped = GroupByFqn(fqn_ids, num_fqns, group_starts);
-  auto offsets_less = [&items](Position a, Position b) { return items[a]->index.offset < items[b]->index.offset; };
+  std::vector<Position> grouped = GroupByFqn(prefixes, num_fqns, group_starts);
+  const OffsetOrder order(items, prefixes);
+  auto offsets_less = [&order](Position a, Position b) { return order.Less(a, b); };
   std::vector<Position> first_positions(total_items);
   for (size_t g = 0; g < num_fqns; ++g) {
     const auto begin = grouped.begin() + group_starts[g];
     const auto end = grouped.begin() + group_starts[g + 1];
     if (!std::is_sorted(begin, end, offsets_less)) std::stable_sort(begin, end, offsets_less);
     for (auto run = begin, run_end = begin; run != end; run = run_end) {
-      const std::optional<Shape>& offset = items[*run]->index.offset;
-      while (run_end != end && items[*run_end]->index.offset == offset) first_positions[*run_end++] = *run;
+      first_positions[*run] = *run;
+      for (++run_end; run_end != end && order.Equal(*run_end, *run); ++run_end) first_positions[*run_end] = *run;
     }
   }
   return first_positions;

@@ -192,6 +192,24 @@ TEST(DedupTest, ShardsWithDifferentOffsetsAreDifferentKeys) {
   }
 }
 
+TEST(DedupTest, KeysTieOnTheFirstOffsetAndDifferLater) {
+  // Column shards (first offsets all 0) listed out of order, one replicated;
+  // a 0-d tensor (offsets ()) and a bytes value (no offsets) of one fqn are
+  // different keys.
+  std::vector<SavePlan> plans = {Plan({Shard("w", {8, 8}, {0, 4}, {8, 4})}),
+                                 Plan({Shard("w", {8, 8}, {0, 0}, {8, 4})}),
+                                 Plan({Shard("w", {8, 8}, {0, 4}, {8, 4})}),
+                                 Plan({Tensor("s", {})}),
+                                 Plan({Bytes("s")})};
+  DedupResult result = Dedup(plans, DedupPolicy::kLowestRank);
+  EXPECT_THAT(result.conflicts, IsEmpty());
+  EXPECT_EQ(result.plans[0], plans[0]);
+  EXPECT_EQ(result.plans[1], plans[1]);
+  EXPECT_THAT(result.plans[2].items, IsEmpty());
+  EXPECT_EQ(result.plans[3], plans[3]);
+  EXPECT_EQ(result.plans[4], plans[4]);
+}
+
 TEST(DedupTest, ConflictOnePerKeyNamingTheRanks) {
   std::vector<SavePlan> plans = {
       Plan({Shard("w", {8}, {0}, {4}), Tensor("same", {2})}),
