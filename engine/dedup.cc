@@ -90,10 +90,11 @@ std::vector<const WriteItem*> ItemsByPosition(const std::vector<SavePlan>& plans
 // the one sequential pass over all plans: comparing offsets group by group
 // otherwise reads items of 512+ plans in turn, a cache miss each.
 struct KeyPrefix {
+  static constexpr int32_t kNoOffset = -1;
+  static constexpr int32_t kHeadDims = 2;  // chunks of 1-D and 2-D tensors compare without their item
   FqnId fqn = 0;
-  // optional<Shape> order: nullopt < empty shape < any non-empty shape.
-  enum : uint32_t { kNoOffset = 0, kEmptyOffset = 1, kOffset = 2 } kind = kNoOffset;
-  int64_t first_offset = 0;  // offset[0] when kind == kOffset
+  int32_t dims = kNoOffset;           // offset->size(), or kNoOffset
+  int64_t head[kHeadDims] = {0, 0};  // the first offsets
 };
 
 // Every item's KeyPrefix (by position), with an id per distinct fqn. Ranks
@@ -119,8 +120,10 @@ std::vector<KeyPrefix> KeyPrefixes(const std::vector<SavePlan>& plans, size_t to
         prefix.fqn = id_of.try_emplace(index.fqn, static_cast<FqnId>(id_of.size())).first->second;
       }
       if (index.offset) {
-        prefix.kind = index.offset->empty() ? KeyPrefix::kEmptyOffset : KeyPrefix::kOffset;
-        if (!index.offset->empty()) prefix.first_offset = index.offset->front();
+        const Shape& offset = *index.offset;
+        // Tensor ranks fit in int32 (PyTorch: at most 64 dims); saturate.
+        prefix.dims = static_cast<int32_t>(std::min<size_t>(offset.size(), std::numeric_limits<int32_t>::max()));
+        for (size_t d = 0; d < offset.size() && d < KeyPrefix::kHeadDims; ++d) prefix.head[d] = offset[d];
       }
     }
     previous_start = start;
@@ -145,30 +148,41 @@ std::vector<Position> GroupByFqn(const std::vector<KeyPrefix>& prefixes, size_t 
   return grouped;
 }
 
-// optional<Shape> ordering and equality of two items' offsets, from their
-// prefixes; the items themselves are read only when the first offsets tie.
+// optional<Shape> ordering and equality of two items' offsets (nullopt <
+// any shape; shapes lexicographic, a prefix first), from their KeyPrefixes;
+// the items themselves are read only when both have more than kHeadDims
+// dims and their heads tie.
 class OffsetOrder {
  public:
   OffsetOrder(const std::vector<const WriteItem*>& items, const std::vector<KeyPrefix>& prefixes)
       : items_(items), prefixes_(prefixes) {}
 
   bool Less(Position a, Position b) const {
-    const KeyPrefix& x = prefixes_[a];
-    const KeyPrefix& y = prefixes_[b];
-    if (x.kind != y.kind) return x.kind < y.kind;
-    if (x.kind != KeyPrefix::kOffset) return false;
-    if (x.first_offset != y.first_offset) return x.first_offset < y.first_offset;
+    const int head = CompareHeads(prefixes_[a], prefixes_[b]);
+    if (head != kUndecided) return head < 0;
     return *items_[a]->index.offset < *items_[b]->index.offset;
   }
   bool Equal(Position a, Position b) const {
-    const KeyPrefix& x = prefixes_[a];
-    const KeyPrefix& y = prefixes_[b];
-    if (x.kind != y.kind) return false;
-    if (x.kind != KeyPrefix::kOffset) return true;
-    return x.first_offset == y.first_offset && *items_[a]->index.offset == *items_[b]->index.offset;
+    const int head = CompareHeads(prefixes_[a], prefixes_[b]);
+    if (head != kUndecided) return head == 0;
+    return *items_[a]->index.offset == *items_[b]->index.offset;
   }
 
  private:
+  static constexpr int kUndecided = 2;
+
+  // -1, 0 or 1, or kUndecided when the dims beyond the heads decide.
+  static int CompareHeads(const KeyPrefix& x, const KeyPrefix& y) {
+    if (x.dims == KeyPrefix::kNoOffset || y.dims == KeyPrefix::kNoOffset) return Sign(x.dims, y.dims);
+    const int32_t common = std::min({x.dims, y.dims, KeyPrefix::kHeadDims});
+    for (int32_t d = 0; d < common; ++d) {
+      if (x.head[d] != y.head[d]) return x.head[d] < y.head[d] ? -1 : 1;
+    }
+    if (x.dims > KeyPrefix::kHeadDims && y.dims > KeyPrefix::kHeadDims) return kUndecided;
+    return Sign(x.dims, y.dims);  // one is a prefix of the other (or equal)
+  }
+  static int Sign(int32_t a, int32_t b) { return a < b ? -1 : (a > b ? 1 : 0); }
+
   const std::vector<const WriteItem*>& items_;
   const std::vector<KeyPrefix>& prefixes_;
 };
