@@ -76,16 +76,6 @@ void NoteConflict(KeyTable& table, KeyId key, Rank rank, const WriteItem& item) 
 
 using FqnId = uint32_t;
 
-// The items of all plans in position order.
-std::vector<const WriteItem*> ItemsByPosition(const std::vector<SavePlan>& plans, size_t total_items) {
-  std::vector<const WriteItem*> items;
-  items.reserve(total_items);
-  for (const SavePlan& plan : plans) {
-    for (const WriteItem& item : plan.items) items.push_back(&item);
-  }
-  return items;
-}
-
 // What of an item's key the grouping pass needs, copied out of the item in
 // the one sequential pass over all plans: comparing offsets group by group
 // otherwise reads items of 512+ plans in turn, a cache miss each.
@@ -102,7 +92,8 @@ struct KeyPrefix {
 // the same place in the previous plan, or to the previous item's (several
 // chunks of one tensor), takes that id without hashing the string.
 std::vector<KeyPrefix> KeyPrefixes(const std::vector<SavePlan>& plans, size_t total_items, size_t* num_fqns) {
-  std::vector<KeyPrefix> prefixes(total_items);
+  std::vector<KeyPrefix> prefixes;
+  prefixes.reserve(total_items);  // not value-initialized: each is written once
   absl::flat_hash_map<absl::string_view, FqnId> id_of;
   size_t previous_start = 0;
   size_t start = 0;
@@ -111,7 +102,7 @@ std::vector<KeyPrefix> KeyPrefixes(const std::vector<SavePlan>& plans, size_t to
     const std::vector<WriteItem>* previous = rank == 0 ? nullptr : &plans[rank - 1].items;
     for (size_t i = 0; i < items.size(); ++i) {
       const MetadataIndex& index = items[i].index;
-      KeyPrefix& prefix = prefixes[start + i];
+      KeyPrefix& prefix = prefixes.emplace_back();
       if (previous != nullptr && i < previous->size() && (*previous)[i].index.fqn == index.fqn) {
         prefix.fqn = prefixes[previous_start + i].fqn;
       } else if (i > 0 && items[i - 1].index.fqn == index.fqn) {
@@ -154,18 +145,19 @@ std::vector<Position> GroupByFqn(const std::vector<KeyPrefix>& prefixes, size_t 
 // dims and their heads tie.
 class OffsetOrder {
  public:
-  OffsetOrder(const std::vector<const WriteItem*>& items, const std::vector<KeyPrefix>& prefixes)
-      : items_(items), prefixes_(prefixes) {}
+  OffsetOrder(const std::vector<SavePlan>& plans, const std::vector<size_t>& plan_starts,
+              const std::vector<KeyPrefix>& prefixes)
+      : plans_(plans), plan_starts_(plan_starts), prefixes_(prefixes) {}
 
   bool Less(Position a, Position b) const {
     const int head = CompareHeads(prefixes_[a], prefixes_[b]);
     if (head != kUndecided) return head < 0;
-    return *items_[a]->index.offset < *items_[b]->index.offset;
+    return *Offset(a) < *Offset(b);
   }
   bool Equal(Position a, Position b) const {
     const int head = CompareHeads(prefixes_[a], prefixes_[b]);
     if (head != kUndecided) return head == 0;
-    return *items_[a]->index.offset == *items_[b]->index.offset;
+    return *Offset(a) == *Offset(b);
   }
 
  private:
@@ -183,7 +175,15 @@ class OffsetOrder {
   }
   static int Sign(int32_t a, int32_t b) { return a < b ? -1 : (a > b ? 1 : 0); }
 
-  const std::vector<const WriteItem*>& items_;
+  // Rarely needed (keys of 3+ dims tying on their heads): found by a binary
+  // search rather than a table of item pointers, 8 bytes per item.
+  const std::optional<Shape>& Offset(Position position) const {
+    const size_t rank = std::upper_bound(plan_starts_.begin(), plan_starts_.end(), position) - plan_starts_.begin() - 1;
+    return plans_[rank].items[position - plan_starts_[rank]].index.offset;
+  }
+
+  const std::vector<SavePlan>& plans_;
+  const std::vector<size_t>& plan_starts_;
   const std::vector<KeyPrefix>& prefixes_;
 };
 
@@ -191,13 +191,13 @@ class OffsetOrder {
 // offsets). Within one fqn, items are ordered by offsets (stably: the first
 // of equal keys stays first); plans list a tensor's chunks rank by rank,
 // usually in offset order already, so most groups need no sort.
-std::vector<Position> FirstPositionsOfKeys(const std::vector<SavePlan>& plans, size_t total_items) {
-  const std::vector<const WriteItem*> items = ItemsByPosition(plans, total_items);
+std::vector<Position> FirstPositionsOfKeys(const std::vector<SavePlan>& plans, const std::vector<size_t>& plan_starts,
+                                           size_t total_items) {
   size_t num_fqns = 0;
   const std::vector<KeyPrefix> prefixes = KeyPrefixes(plans, total_items, &num_fqns);
   std::vector<size_t> group_starts;
   std::vector<Position> grouped = GroupByFqn(prefixes, num_fqns, group_starts);
-  const OffsetOrder order(items, prefixes);
+  const OffsetOrder order(plans, plan_starts, prefixes);
   auto offsets_less = [&order](Position a, Position b) { return order.Less(a, b); };
   std::vector<Position> first_positions(total_items);
   for (size_t g = 0; g < num_fqns; ++g) {
@@ -261,7 +261,7 @@ absl::StatusOr<KeyTable> BuildKeyTable(const std::vector<SavePlan>& plans) {
     return absl::InvalidArgumentError(
         absl::StrCat("too many plans or items to deduplicate: ", plans.size(), " plans, ", total_items, " items"));
   }
-  AssignKeys(plans, FirstPositionsOfKeys(plans, total_items), table);
+  AssignKeys(plans, FirstPositionsOfKeys(plans, table.plan_starts, total_items), table);
   return table;
 }
 
