@@ -76,22 +76,24 @@ void NoteConflict(KeyTable& table, KeyId key, Rank rank, const WriteItem& item) 
 
 using FqnId = uint32_t;
 
-// The items of all plans in position order.
-std::vector<const WriteItem*> ItemsByPosition(const std::vector<SavePlan>& plans, size_t total_items) {
-  std::vector<const WriteItem*> items;
-  items.reserve(total_items);
-  for (const SavePlan& plan : plans) {
-    for (const WriteItem& item : plan.items) items.push_back(&item);
-  }
-  return items;
-}
+// What of an item's key the grouping pass needs, copied out of the item in
+// the one sequential pass over all plans: comparing offsets group by group
+// otherwise reads items of 512+ plans in turn, a cache miss each.
+struct KeyPrefix {
+  static constexpr int32_t kNoOffset = -1;
+  static constexpr int32_t kHeadDims = 2;  // chunks of 1-D and 2-D tensors compare without their item
+  FqnId fqn = 0;
+  int32_t dims = kNoOffset;           // offset->size(), or kNoOffset
+  int64_t head[kHeadDims] = {0, 0};  // the first offsets
+};
 
-// An id per distinct fqn, for every item (by position). Ranks usually list
-// the same fqns in the same order: an fqn equal to the one at the same place
-// in the previous plan, or to the previous item's (several chunks of one
-// tensor), takes that id without hashing the string.
-std::vector<FqnId> InternFqns(const std::vector<SavePlan>& plans, size_t total_items, size_t* num_fqns) {
-  std::vector<FqnId> ids(total_items);
+// Every item's KeyPrefix (by position), with an id per distinct fqn. Ranks
+// usually list the same fqns in the same order: an fqn equal to the one at
+// the same place in the previous plan, or to the previous item's (several
+// chunks of one tensor), takes that id without hashing the string.
+std::vector<KeyPrefix> KeyPrefixes(const std::vector<SavePlan>& plans, size_t total_items, size_t* num_fqns) {
+  std::vector<KeyPrefix> prefixes;
+  prefixes.reserve(total_items);  // not value-initialized: each is written once
   absl::flat_hash_map<absl::string_view, FqnId> id_of;
   size_t previous_start = 0;
   size_t start = 0;
@@ -99,54 +101,112 @@ std::vector<FqnId> InternFqns(const std::vector<SavePlan>& plans, size_t total_i
     const std::vector<WriteItem>& items = plans[rank].items;
     const std::vector<WriteItem>* previous = rank == 0 ? nullptr : &plans[rank - 1].items;
     for (size_t i = 0; i < items.size(); ++i) {
-      const std::string& fqn = items[i].index.fqn;
-      if (previous != nullptr && i < previous->size() && (*previous)[i].index.fqn == fqn) {
-        ids[start + i] = ids[previous_start + i];
-      } else if (i > 0 && items[i - 1].index.fqn == fqn) {
-        ids[start + i] = ids[start + i - 1];
+      const MetadataIndex& index = items[i].index;
+      KeyPrefix& prefix = prefixes.emplace_back();
+      if (previous != nullptr && i < previous->size() && (*previous)[i].index.fqn == index.fqn) {
+        prefix.fqn = prefixes[previous_start + i].fqn;
+      } else if (i > 0 && items[i - 1].index.fqn == index.fqn) {
+        prefix.fqn = prefixes[start + i - 1].fqn;
       } else {
-        ids[start + i] = id_of.try_emplace(fqn, static_cast<FqnId>(id_of.size())).first->second;
+        prefix.fqn = id_of.try_emplace(index.fqn, static_cast<FqnId>(id_of.size())).first->second;
+      }
+      if (index.offset) {
+        const Shape& offset = *index.offset;
+        // Tensor ranks fit in int32 (PyTorch: at most 64 dims); saturate.
+        prefix.dims = static_cast<int32_t>(std::min<size_t>(offset.size(), std::numeric_limits<int32_t>::max()));
+        for (size_t d = 0; d < offset.size() && d < KeyPrefix::kHeadDims; ++d) prefix.head[d] = offset[d];
       }
     }
     previous_start = start;
     start += items.size();
   }
   *num_fqns = id_of.size();
-  return ids;
+  return prefixes;
 }
 
 // Positions grouped by fqn id, each group in position order (a counting
 // sort).
-std::vector<Position> GroupByFqn(const std::vector<FqnId>& fqn_ids, size_t num_fqns,
+std::vector<Position> GroupByFqn(const std::vector<KeyPrefix>& prefixes, size_t num_fqns,
                                  std::vector<size_t>& group_starts) {
   group_starts.assign(num_fqns + 1, 0);
-  for (FqnId id : fqn_ids) ++group_starts[id + 1];
+  for (const KeyPrefix& prefix : prefixes) ++group_starts[prefix.fqn + 1];
   for (size_t g = 1; g < group_starts.size(); ++g) group_starts[g] += group_starts[g - 1];
   std::vector<size_t> cursors(group_starts.begin(), group_starts.end() - 1);
-  std::vector<Position> grouped(fqn_ids.size());
-  for (Position position = 0; position < fqn_ids.size(); ++position) grouped[cursors[fqn_ids[position]]++] = position;
+  std::vector<Position> grouped(prefixes.size());
+  for (Position position = 0; position < prefixes.size(); ++position) {
+    grouped[cursors[prefixes[position].fqn]++] = position;
+  }
   return grouped;
 }
+
+// optional<Shape> ordering and equality of two items' offsets (nullopt <
+// any shape; shapes lexicographic, a prefix first), from their KeyPrefixes;
+// the items themselves are read only when both have more than kHeadDims
+// dims and their heads tie.
+class OffsetOrder {
+ public:
+  OffsetOrder(const std::vector<SavePlan>& plans, const std::vector<size_t>& plan_starts,
+              const std::vector<KeyPrefix>& prefixes)
+      : plans_(plans), plan_starts_(plan_starts), prefixes_(prefixes) {}
+
+  bool Less(Position a, Position b) const {
+    const int head = CompareHeads(prefixes_[a], prefixes_[b]);
+    if (head != kUndecided) return head < 0;
+    return *Offset(a) < *Offset(b);
+  }
+  bool Equal(Position a, Position b) const {
+    const int head = CompareHeads(prefixes_[a], prefixes_[b]);
+    if (head != kUndecided) return head == 0;
+    return *Offset(a) == *Offset(b);
+  }
+
+ private:
+  static constexpr int kUndecided = 2;
+
+  // -1, 0 or 1, or kUndecided when the dims beyond the heads decide.
+  static int CompareHeads(const KeyPrefix& x, const KeyPrefix& y) {
+    if (x.dims == KeyPrefix::kNoOffset || y.dims == KeyPrefix::kNoOffset) return Sign(x.dims, y.dims);
+    const int32_t common = std::min({x.dims, y.dims, KeyPrefix::kHeadDims});
+    for (int32_t d = 0; d < common; ++d) {
+      if (x.head[d] != y.head[d]) return x.head[d] < y.head[d] ? -1 : 1;
+    }
+    if (x.dims > KeyPrefix::kHeadDims && y.dims > KeyPrefix::kHeadDims) return kUndecided;
+    return Sign(x.dims, y.dims);  // one is a prefix of the other (or equal)
+  }
+  static int Sign(int32_t a, int32_t b) { return a < b ? -1 : (a > b ? 1 : 0); }
+
+  // Rarely needed (keys of 3+ dims tying on their heads): found by a binary
+  // search rather than a table of item pointers, 8 bytes per item.
+  const std::optional<Shape>& Offset(Position position) const {
+    const size_t rank = std::upper_bound(plan_starts_.begin(), plan_starts_.end(), position) - plan_starts_.begin() - 1;
+    return plans_[rank].items[position - plan_starts_[rank]].index.offset;
+  }
+
+  const std::vector<SavePlan>& plans_;
+  const std::vector<size_t>& plan_starts_;
+  const std::vector<KeyPrefix>& prefixes_;
+};
 
 // For every item, the position of the first item with the same key (fqn,
 // offsets). Within one fqn, items are ordered by offsets (stably: the first
 // of equal keys stays first); plans list a tensor's chunks rank by rank,
 // usually in offset order already, so most groups need no sort.
-std::vector<Position> FirstPositionsOfKeys(const std::vector<SavePlan>& plans, size_t total_items) {
-  const std::vector<const WriteItem*> items = ItemsByPosition(plans, total_items);
+std::vector<Position> FirstPositionsOfKeys(const std::vector<SavePlan>& plans, const std::vector<size_t>& plan_starts,
+                                           size_t total_items) {
   size_t num_fqns = 0;
-  const std::vector<FqnId> fqn_ids = InternFqns(plans, total_items, &num_fqns);
+  const std::vector<KeyPrefix> prefixes = KeyPrefixes(plans, total_items, &num_fqns);
   std::vector<size_t> group_starts;
-  std::vector<Position> grouped = GroupByFqn(fqn_ids, num_fqns, group_starts);
-  auto offsets_less = [&items](Position a, Position b) { return items[a]->index.offset < items[b]->index.offset; };
+  std::vector<Position> grouped = GroupByFqn(prefixes, num_fqns, group_starts);
+  const OffsetOrder order(plans, plan_starts, prefixes);
+  auto offsets_less = [&order](Position a, Position b) { return order.Less(a, b); };
   std::vector<Position> first_positions(total_items);
   for (size_t g = 0; g < num_fqns; ++g) {
     const auto begin = grouped.begin() + group_starts[g];
     const auto end = grouped.begin() + group_starts[g + 1];
     if (!std::is_sorted(begin, end, offsets_less)) std::stable_sort(begin, end, offsets_less);
     for (auto run = begin, run_end = begin; run != end; run = run_end) {
-      const std::optional<Shape>& offset = items[*run]->index.offset;
-      while (run_end != end && items[*run_end]->index.offset == offset) first_positions[*run_end++] = *run;
+      first_positions[*run] = *run;
+      for (++run_end; run_end != end && order.Equal(*run_end, *run); ++run_end) first_positions[*run_end] = *run;
     }
   }
   return first_positions;
@@ -201,7 +261,7 @@ absl::StatusOr<KeyTable> BuildKeyTable(const std::vector<SavePlan>& plans) {
     return absl::InvalidArgumentError(
         absl::StrCat("too many plans or items to deduplicate: ", plans.size(), " plans, ", total_items, " items"));
   }
-  AssignKeys(plans, FirstPositionsOfKeys(plans, total_items), table);
+  AssignKeys(plans, FirstPositionsOfKeys(plans, table.plan_starts, total_items), table);
   return table;
 }
 
@@ -253,15 +313,56 @@ Choice ChooseLowestRank(const KeyTable& table) {
   return chosen;
 }
 
+// PyTorch's weight of an item: tensor_storage_size() (global size x element
+// size), or 1 for bytes items and zero-byte tensors; an error where
+// TensorStorageSize() fails (a negative dim or overflow). The common case is
+// computed inline: the StatusOr path was a third of choosing.
+absl::StatusOr<int64_t> PyTorchWeight(const WriteItem& item) {
+  if (!item.tensor_data) return 1;
+  int64_t volume = 1;
+  bool zero = false;
+  bool overflow = false;
+  for (int64_t dim : item.tensor_data->size) {
+    if (dim < 0) overflow = true;  // an error: TensorStorageSize() says which
+    zero = zero || dim == 0;
+    std::optional<int64_t> next = internal::CheckedMul(volume, dim);
+    overflow = overflow || !next;
+    if (next) volume = *next;
+  }
+  std::optional<int64_t> bytes;
+  if (!overflow) bytes = zero ? 0 : internal::CheckedMul(volume, ElementSize(item.tensor_data->properties.dtype));
+  if (!bytes) {
+    absl::StatusOr<std::optional<int64_t>> size = item.TensorStorageSize();
+    if (!size.ok()) return size.status();
+    bytes = size->value_or(0);
+  }
+  return *bytes == 0 ? 1 : *bytes;
+}
+
+// How many keys ahead ChoosePyTorch prefetches the global size it reads: the
+// items are read in position order, but a few cache lines apart each.
+constexpr KeyId kWeightPrefetchDistance = 16;
+
+// A hint only: the global size and the optional's flag (libstdc++ keeps the
+// value first, the flag last).
+void PrefetchGlobalSize(const WriteItem& item) {
+  const char* data = reinterpret_cast<const char*>(&item.tensor_data);
+  __builtin_prefetch(data + offsetof(TensorWriteData, size));
+  __builtin_prefetch(data + sizeof(item.tensor_data) - 1);
+}
+
 absl::StatusOr<Choice> ChoosePyTorch(const std::vector<SavePlan>& plans, const KeyTable& table) {
   Choice chosen(table.keys.size());
   std::vector<int64_t> loads(plans.size(), 0);
-  for (KeyId key = 0; key < static_cast<KeyId>(table.keys.size()); ++key) {
-    absl::StatusOr<std::optional<int64_t>> size = table.keys[key].last_item->TensorStorageSize();
-    if (!size.ok()) return size.status();
-    const int64_t weight = (!size->has_value() || **size == 0) ? 1 : **size;
+  const KeyId num_keys = static_cast<KeyId>(table.keys.size());
+  for (KeyId key = 0; key < num_keys; ++key) {
+    if (key + kWeightPrefetchDistance < num_keys) {
+      PrefetchGlobalSize(*table.keys[key + kWeightPrefetchDistance].last_item);
+    }
+    absl::StatusOr<int64_t> weight = PyTorchWeight(*table.keys[key].last_item);
+    if (!weight.ok()) return weight.status();
     chosen[key] = LeastLoadedHolder(table, key, loads);
-    absl::Status added = AddLoad(loads, chosen[key], weight);
+    absl::Status added = AddLoad(loads, chosen[key], *weight);
     if (!added.ok()) return added;
   }
   return chosen;

@@ -49,7 +49,8 @@ struct DedupResult {
 // Conflicts are listed in key first-seen order. Cost: O(items) string
 // compares and at most one hash lookup per item to intern fqns (none for an
 // fqn at the same place as in the previous plan), a check that each fqn's
-// items come in offset order (a stable sort of those that do not), plus, for
+// items come in offset order (on a compact copy of each item's first offset;
+// items are read again only on ties; a stable sort of those that do not), plus, for
 // kBalanced, a sort of the replicated keys. Error on arithmetic overflow of an item's size
 // or of a rank's total, and for more than 2^31 - 1 plans or items. `plans` is
 // taken by value and its items are moved into the result: pass

@@ -192,6 +192,40 @@ TEST(DedupTest, ShardsWithDifferentOffsetsAreDifferentKeys) {
   }
 }
 
+TEST(DedupTest, KeysTieOnTheFirstOffsetAndDifferLater) {
+  // Column shards (first offsets all 0) listed out of order, one replicated;
+  // a 0-d tensor (offsets ()) and a bytes value (no offsets) of one fqn are
+  // different keys.
+  std::vector<SavePlan> plans = {Plan({Shard("w", {8, 8}, {0, 4}, {8, 4})}),
+                                 Plan({Shard("w", {8, 8}, {0, 0}, {8, 4})}),
+                                 Plan({Shard("w", {8, 8}, {0, 4}, {8, 4})}),
+                                 Plan({Tensor("s", {})}),
+                                 Plan({Bytes("s")})};
+  DedupResult result = Dedup(plans, DedupPolicy::kLowestRank);
+  EXPECT_THAT(result.conflicts, IsEmpty());
+  EXPECT_EQ(result.plans[0], plans[0]);
+  EXPECT_EQ(result.plans[1], plans[1]);
+  EXPECT_THAT(result.plans[2].items, IsEmpty());
+  EXPECT_EQ(result.plans[3], plans[3]);
+  EXPECT_EQ(result.plans[4], plans[4]);
+}
+
+TEST(DedupTest, KeysOfThreeDimsTieOnTheirFirstTwoOffsets) {
+  // 3-D shards differing in the last offset only, one replicated; offsets
+  // (0,) and (0, 0) of one fqn (malformed, but keys) differ too.
+  std::vector<SavePlan> plans = {Plan({Shard("v", {2, 2, 8}, {0, 0, 4}, {2, 2, 4})}),
+                                 Plan({Shard("v", {2, 2, 8}, {0, 0, 0}, {2, 2, 4})}),
+                                 Plan({Shard("v", {2, 2, 8}, {0, 0, 4}, {2, 2, 4})}),
+                                 Plan({Shard("u", {4, 4}, {0, 0}, {4, 4})}),
+                                 Plan({Shard("u", {4}, {0}, {4})})};
+  DedupResult result = Dedup(plans, DedupPolicy::kLowestRank);
+  EXPECT_EQ(result.plans[0], plans[0]);
+  EXPECT_EQ(result.plans[1], plans[1]);
+  EXPECT_THAT(result.plans[2].items, IsEmpty());
+  EXPECT_EQ(result.plans[3], plans[3]);
+  EXPECT_EQ(result.plans[4], plans[4]);
+}
+
 TEST(DedupTest, ConflictOnePerKeyNamingTheRanks) {
   std::vector<SavePlan> plans = {
       Plan({Shard("w", {8}, {0}, {4}), Tensor("same", {2})}),

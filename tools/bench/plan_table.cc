@@ -141,8 +141,12 @@ absl::StatusOr<ScalingRow> MeasureScaling(const Scenario& scenario, const TableO
   GlobalPlanAndMetadata global;
   for (int run = 0; run < row.runs; ++run) {
     std::vector<SavePlan> input = InputForRun(deduped, run, row.runs);
-    times.push_back(CpuMs([&] { global = CreateDefaultGlobalSavePlan(std::move(input), true); }));
-    if (!global.problems.empty()) return Invalid(scenario, "global plan errors", global.problems);
+    // A fresh result per run: assigning to `global` inside the timed call
+    // would also time freeing the previous run's plans and metadata.
+    GlobalPlanAndMetadata run_global;
+    times.push_back(CpuMs([&] { run_global = CreateDefaultGlobalSavePlan(std::move(input), true); }));
+    if (!run_global.problems.empty()) return Invalid(scenario, "global plan errors", run_global.problems);
+    global = std::move(run_global);
   }
   row.global_plan_ms = Median(times);
 
