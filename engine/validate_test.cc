@@ -361,6 +361,58 @@ TEST(ValidateTensorTest, AgreesWithThePairwiseOracle) {
   EXPECT_GT(valid, 10);
 }
 
+// Guillotine tilings of rank 3 (the layouts DisjointByCuts proves disjoint),
+// a pinwheel that no cut takes apart, and each perturbed: one box shifted by
+// one or duplicated.
+void Guillotine(std::mt19937& rng, Shape offsets, Shape sizes, int depth, std::vector<ChunkBox>& out) {
+  std::vector<size_t> splittable;
+  for (size_t d = 0; d < sizes.size(); ++d) {
+    if (sizes[d] > 1) splittable.push_back(d);
+  }
+  if (depth == 0 || splittable.empty() || rng() % 5 == 0) {
+    out.push_back(Box(offsets, sizes));
+    return;
+  }
+  const size_t d = splittable[rng() % splittable.size()];
+  const int64_t cut = 1 + static_cast<int64_t>(rng() % static_cast<uint32_t>(sizes[d] - 1));
+  Shape right_offsets = offsets, right_sizes = sizes;
+  right_offsets[d] += cut;
+  right_sizes[d] -= cut;
+  sizes[d] = cut;
+  Guillotine(rng, offsets, sizes, depth - 1, out);
+  Guillotine(rng, right_offsets, right_sizes, depth - 1, out);
+}
+
+TEST(ValidateTensorTest, RankThreeTilingsAgreeWithThePairwiseOracle) {
+  std::mt19937 rng(7);
+  int64_t valid = 0, invalid = 0;
+  for (int t = 0; t < 400; ++t) {
+    TensorStorageMetadata tensor = Tensor({6, 5, 7}, {});
+    if (t % 10 == 0) {
+      // A pinwheel in dims 0 and 1 (four 4 x 2 and 2 x 4 boxes around a
+      // 2 x 2 centre box), extended along dim 2.
+      tensor = Tensor({6, 6, 3}, {Box({0, 0, 0}, {4, 2, 3}), Box({4, 0, 0}, {2, 4, 3}), Box({2, 4, 0}, {4, 2, 3}),
+                                  Box({0, 2, 0}, {2, 4, 3}), Box({2, 2, 0}, {2, 2, 3})});
+    } else {
+      Guillotine(rng, {0, 0, 0}, tensor.size, 8, tensor.chunks);
+    }
+    std::shuffle(tensor.chunks.begin(), tensor.chunks.end(), rng);
+    if (rng() % 2 == 0) {
+      ChunkBox& box = tensor.chunks[rng() % tensor.chunks.size()];
+      if (rng() % 3 == 0) {
+        tensor.chunks.push_back(box);
+      } else {
+        box.offsets[rng() % 3] += rng() % 2 == 0 ? 1 : -1;
+      }
+    }
+    const std::vector<PlanProblem> fast = ValidateTensor("t", tensor);
+    ASSERT_EQ(fast, ValidateTensorPairwise("t", tensor)) << "tensor " << t << ": " << tensor;
+    (fast.empty() ? valid : invalid) += 1;
+  }
+  EXPECT_GT(valid, 150);
+  EXPECT_GT(invalid, 150);
+}
+
 // ---- Large layouts ---------------------------------------------------------------------------
 
 TEST(ValidateTensorTest, HundredThousandChunkPartitionsAreValid) {
@@ -402,6 +454,25 @@ TEST(ValidateTensorTest, HundredThousandChunkPartitionsAreValid) {
   problems = Validate(cube);
   const int64_t shifted = 46 * 46 * 10 + 46 * 7 + 3;
   ASSERT_EQ(Summary(problems), absl::StrCat("overlap[", shifted, ",", shifted + 46, "]"));
+}
+
+// 70^3 unit blocks: the sweep alone meets 70 candidates per block, past
+// kMaxOverlapCandidates, and could not say the layout is valid.
+TEST(ValidateTensorTest, CubeGridPastTheCandidateCapIsValid) {
+  const int64_t n = 70;
+  TensorStorageMetadata cube = Tensor({n, 2 * n, n}, {});
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      for (int64_t k = 0; k < n; ++k) cube.chunks.push_back(Box({i, 2 * j, k}, {1, 2, 1}));
+    }
+  }
+  EXPECT_EQ(Summary(Validate(cube)), "");
+  cube.chunks.push_back(cube.chunks[12345]);
+  // With a duplicate no cut takes the layout apart: the sweep finds the pair
+  // and stops at the cap, and says so.
+  const std::vector<PlanProblem> problems = Validate(cube);
+  ASSERT_EQ(Summary(problems), absl::StrCat("overlap[12345,", n * n * n, "] overlap[] volume[]"));
+  EXPECT_EQ(problems[1].message, OverlapSummaryMessage("w", 1, /*complete=*/false, 1));
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/internal/disjoint_by_cuts.h"
 #include "engine/internal/stable_order.h"
 
 namespace dcplan {
@@ -346,6 +347,14 @@ OverlapReport Sweep(const FlatBoxes& boxes, const Limits& limits) {
 OverlapReport OverlappingPairs(const FlatBoxes& boxes, size_t max_listed, int64_t max_candidates,
                                int64_t stop_after_pairs) {
   if (boxes.rank() == 0 || boxes.size() < 2) return OverlapReport();
+  // The sweep sees n candidates per box of an n x n x n grid; cuts prove
+  // such layouts disjoint with R (R + 1) / 2 passes over the boxes (a grid),
+  // and 2 R more leave room for uneven guillotine layouts.
+  if (boxes.rank() >= 3) {
+    const __int128 rank = boxes.rank();
+    const __int128 budget = static_cast<__int128>(boxes.size()) * (rank * (rank + 1) / 2 + 2 * rank);
+    if (DisjointByCuts(boxes, static_cast<int64_t>(std::min<__int128>(budget, INT64_MAX)))) return OverlapReport();
+  }
   const Limits limits{max_listed, max_candidates, stop_after_pairs};
   // Ranks go up to the number of boxes.
   if (boxes.size() <= std::numeric_limits<uint32_t>::max()) return Sweep<uint32_t>(boxes, limits);
