@@ -156,11 +156,12 @@ class Verifier {
   // all); location-less keys are named in metadata order.
   void CheckLocationsOfKeys() {
     if (!overview_.metadata.storage_data) return;
+    LocationCursor locations(overview_.metadata);
     for (const auto& [fqn, stored] : overview_.metadata.state_dict_metadata) {
       if (const auto* tensor = std::get_if<TensorStorageMetadata>(&stored)) {
         for (const ChunkBox& chunk : tensor->chunks) {
-          const MetadataIndex index{fqn, chunk.offsets, std::nullopt};
-          if (Location(index) == nullptr) {
+          if (locations.Find(fqn, chunk.offsets) == nullptr) {
+            const MetadataIndex index{fqn, chunk.offsets, std::nullopt};
             MetadataProblem(absl::StrCat(ItemName(index), " ", ToString(chunk), " has no storage_data location"));
           }
         }
