@@ -79,8 +79,10 @@ namespace {
 // A large block's pages are mapped in one call (MADV_POPULATE_WRITE, Linux
 // 5.14+; ignored where unsupported): faulting them in one by one as values
 // are written cost more than the kernel's zeroing of them on a `.metadata`
-// of a million chunks (issue #13). Blocks are filled before a new one is
-// taken, so this maps no page that would not have been touched.
+// of a million chunks (issue #13). Blocks are filled in order, so only the
+// tail a block is left with (less than the array that did not fit in it, at
+// most a quarter block; and the unused end of the last block) is mapped
+// without being written: at most a third more than the values need.
 char* NewBlock(size_t bytes) {
   void* block = std::malloc(bytes);
   if (block == nullptr) throw std::bad_alloc();
