@@ -24,6 +24,7 @@
 #include "api/dtype_conversion.h"
 #include "api/internal/checksums.h"
 #include "api/internal/crc32.h"
+#include "api/internal/data_pickle_memo.h"
 #include "api/internal/status_macros.h"
 #include "api/internal/tensor_pickle.h"
 #include "api/internal/torch_zip.h"
@@ -321,7 +322,11 @@ absl::StatusOr<std::string> ReadCheckedDataPickle(const RecordSource& source,
   if (pickle_record == nullptr) return NotATensorRecord("no data.pkl record");
   absl::StatusOr<std::string> pickle = ReadRecordBytes(source, *pickle_record);
   if (!pickle.ok()) return pickle.status();
-  if (absl::Status structure = pickle::CheckPickleStructure(*pickle, globals); !structure.ok()) {
+  // With `globals` (ReadTensorRecordLayout, once per item) the verdict is
+  // remembered for the next record's identical data.pkl.
+  absl::Status structure = globals != nullptr ? internal::CheckDataPickleStructure(*pickle, globals)
+                                              : pickle::CheckPickleStructure(*pickle);
+  if (!structure.ok()) {
     return absl::DataLossError(absl::StrCat("data.pkl: ", structure.message()));
   }
   return pickle;
@@ -414,7 +419,7 @@ absl::StatusOr<TensorRecordLayout> LayoutOfCall(const RecordSource& source,
 absl::StatusOr<TensorRecordLayout> ReadV3Layout(const RecordSource& source,
                                                 const std::vector<internal::ZipRecord>& records,
                                                 const std::string& folder, absl::string_view data_pickle) {
-  absl::StatusOr<pickle::RebuildTensorCall> call = pickle::ParseRebuildTensorV3(data_pickle);
+  absl::StatusOr<pickle::RebuildTensorCall> call = internal::ParseDataPickleV3(data_pickle);
   if (!call.ok()) return NotATensorRecord(absl::StrCat("data.pkl: ", call.status().message()));
   return LayoutOfCall(source, records, folder, *call);
 }
@@ -441,7 +446,7 @@ absl::StatusOr<uint64_t> ReadArchiveVersion(const RecordSource& source,
 std::optional<absl::StatusOr<TensorRecordLayout>> ReadCanonicalV2Layout(
     const RecordSource& source, const std::vector<internal::ZipRecord>& records, const std::string& folder,
     absl::string_view data_pickle) {
-  absl::StatusOr<pickle::RebuildTensorCall> call = pickle::ParseRebuildTensorV2(data_pickle);
+  absl::StatusOr<pickle::RebuildTensorCall> call = internal::ParseDataPickleV2(data_pickle);
   if (!call.ok() || call->storage_location != "cpu") return std::nullopt;
   absl::StatusOr<TensorRecordLayout> layout = LayoutOfCall(source, records, folder, *call);
   if (absl::IsUnimplemented(layout.status())) return std::nullopt;

@@ -142,16 +142,48 @@ ChunkLookup::ChunkLookup(const Metadata& metadata) : metadata_(metadata) {
     const auto* tensor = std::get_if<TensorStorageMetadata>(&entry.second);
     if (tensor == nullptr) continue;
     // The first chunk at given offsets wins, as a linear scan would find it.
-    for (const ChunkBox& chunk : tensor->chunks) chunks_.try_emplace(std::make_pair(tensor, absl::MakeConstSpan(chunk.offsets)), &chunk);
+    for (const ChunkBox& chunk : tensor->chunks) {
+      if (!chunks_.try_emplace(std::make_pair(tensor, absl::MakeConstSpan(chunk.offsets)), &chunk).second) {
+        repeated_offsets_ = true;
+      }
+    }
   }
 }
 
 std::pair<const TensorStorageMetadata*, const ChunkBox*> ChunkLookup::Find(const MetadataIndex& index) const {
-  const StorageMetadata* stored = metadata_.state_dict_metadata.Find(index.fqn);
-  const auto* tensor = stored == nullptr ? nullptr : std::get_if<TensorStorageMetadata>(stored);
+  if (last_chunk_ != nullptr && index.offset && *last_fqn_ == index.fqn) {
+    const ChunkBox* next = last_chunk_ + 1;
+    if (next != last_tensor_->chunks.data() + last_tensor_->chunks.size() && next->offsets == *index.offset) {
+      last_chunk_ = next;
+      return {last_tensor_, next};
+    }
+  }
+  const ptrdiff_t position = metadata_.state_dict_metadata.PositionOf(index.fqn);
+  if (position < 0) return {nullptr, nullptr};
+  const auto& [fqn, stored] = metadata_.state_dict_metadata.at_position(static_cast<size_t>(position));
+  const auto* tensor = std::get_if<TensorStorageMetadata>(&stored);
   if (tensor == nullptr || !index.offset) return {tensor, nullptr};
   auto it = chunks_.find(std::make_pair(tensor, absl::MakeConstSpan(*index.offset)));
-  return {tensor, it == chunks_.end() ? nullptr : it->second};
+  if (it == chunks_.end()) return {tensor, nullptr};
+  if (!repeated_offsets_) {
+    last_fqn_ = &fqn;  // the metadata's own key: it lives as long as metadata_
+    last_tensor_ = tensor;
+    last_chunk_ = it->second;
+  }
+  return {tensor, it->second};
+}
+
+const StorageInfo* LocationCursor::Find(const std::string& fqn, const Shape& offsets) {
+  if (!metadata_.storage_data) return nullptr;
+  const StorageData& data = *metadata_.storage_data;
+  if (next_ < data.size()) {
+    const MetadataIndex& key = data.at_position(next_).first;
+    if (key.offset && key.fqn == fqn && *key.offset == offsets) return &data.at_position(next_++).second;
+  }
+  const ptrdiff_t position = data.PositionOf(MetadataIndex{fqn, offsets, std::nullopt});
+  if (position < 0) return nullptr;
+  next_ = static_cast<size_t>(position) + 1;
+  return &data.at_position(static_cast<size_t>(position)).second;
 }
 
 std::string Printable(absl::string_view text, bool keep_newlines) {

@@ -73,6 +73,13 @@ absl::StatusOr<CheckpointOverview> ReadCheckpointOverview(const std::string& dir
 // once per checkpoint so that inspect and verify stay linear in the number of
 // chunks (a tensor may have a million). Holds pointers into `metadata`,
 // which must outlive it.
+//
+// Writers store a tensor's chunks in chunk order, so Find first tries the
+// chunk after the one it found last (comparing the fqn and offsets, no
+// hashing, no random access into a table of a million entries) and hashes
+// only when that guess misses. The guess is taken only when no tensor has two
+// chunks at the same offsets, so the answer is always the first such chunk.
+// Cost: O(rank + fqn length) per Find. Not thread-safe (the guess is state).
 class ChunkLookup {
  public:
   explicit ChunkLookup(const Metadata& metadata);
@@ -83,6 +90,28 @@ class ChunkLookup {
  private:
   const Metadata& metadata_;
   absl::flat_hash_map<std::pair<const TensorStorageMetadata*, absl::Span<const int64_t>>, const ChunkBox*> chunks_;
+  bool repeated_offsets_ = false;  // some tensor has two chunks at the same offsets
+  // The last chunk found and its tensor's fqn (a key of metadata_).
+  mutable const std::string* last_fqn_ = nullptr;
+  mutable const TensorStorageMetadata* last_tensor_ = nullptr;
+  mutable const ChunkBox* last_chunk_ = nullptr;
+};
+
+// storage_data lookups of (fqn, chunk offsets) made in chunk order: like
+// ChunkLookup, the entry after the one found last is compared first (keys
+// are unique, so a match is the entry Find would return) before the hash
+// index is consulted. Cost: O(rank + fqn length) per Find. Holds a pointer
+// into `metadata`, which must outlive it.
+class LocationCursor {
+ public:
+  explicit LocationCursor(const Metadata& metadata) : metadata_(metadata) {}
+  // What metadata.storage_data->Find(MetadataIndex{fqn, offsets}) returns
+  // (nullptr without storage_data).
+  const StorageInfo* Find(const std::string& fqn, const Shape& offsets);
+
+ private:
+  const Metadata& metadata_;
+  size_t next_ = 0;  // position in storage_data to try first
 };
 
 // `text` from a checkpoint (fqns, paths, ids, messages quoting them) made

@@ -81,7 +81,8 @@ std::vector<std::pair<MetadataIndex, StorageInfo>> UnknownStorageEntries(const M
 // skipped (a tensor may have a million chunks).
 class Report {
  public:
-  Report(const CheckpointOverview& overview, bool json) : overview_(overview), json_wanted_(json) {}
+  Report(const CheckpointOverview& overview, bool json)
+      : overview_(overview), json_wanted_(json), locations_(overview.metadata) {}
 
   void Build() {
     Header();
@@ -161,7 +162,7 @@ class Report {
     Json chunks = Json::array();
     for (const ChunkBox& chunk : tensor.chunks) {
       ++totals_.chunks;
-      const StorageInfo* info = Location(overview_.metadata, MetadataIndex{fqn, chunk.offsets, std::nullopt});
+      const StorageInfo* info = locations_.Find(fqn, chunk.offsets);
       if (info != nullptr) AddTo(&stored_bytes, info->length);
       if (json_wanted_) {
         chunks.push_back(LocationJson(info, Json{{"offsets", chunk.offsets}, {"sizes", chunk.sizes}}));
@@ -223,6 +224,7 @@ class Report {
 
   const CheckpointOverview& overview_;
   const bool json_wanted_;
+  LocationCursor locations_;  // chunk locations, looked up in chunk order
   std::string text_;
   Json json_ = Json::object();
   Totals totals_;

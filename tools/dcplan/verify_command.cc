@@ -156,11 +156,12 @@ class Verifier {
   // all); location-less keys are named in metadata order.
   void CheckLocationsOfKeys() {
     if (!overview_.metadata.storage_data) return;
+    LocationCursor locations(overview_.metadata);
     for (const auto& [fqn, stored] : overview_.metadata.state_dict_metadata) {
       if (const auto* tensor = std::get_if<TensorStorageMetadata>(&stored)) {
         for (const ChunkBox& chunk : tensor->chunks) {
-          const MetadataIndex index{fqn, chunk.offsets, std::nullopt};
-          if (Location(index) == nullptr) {
+          if (locations.Find(fqn, chunk.offsets) == nullptr) {
+            const MetadataIndex index{fqn, chunk.offsets, std::nullopt};
             MetadataProblem(absl::StrCat(ItemName(index), " ", ToString(chunk), " has no storage_data location"));
           }
         }
@@ -177,24 +178,22 @@ class Verifier {
     }
   }
 
-  // The chunk of the metadata that `index` names, or nullptr.
-  const ChunkBox* MetadataChunk(const MetadataIndex& index, const TensorStorageMetadata** tensor) const {
-    const auto [found_tensor, chunk] = chunks_.Find(index);
-    *tensor = found_tensor;
-    return chunk;
-  }
-
   // The storage_data entry names a chunk or bytes value of the metadata.
-  void CheckKnown(const StoredItem& item) {
+  // `tensor` and `chunk` are what chunks_ finds for it (looked up once per
+  // item: a checkpoint may have millions).
+  void CheckKnown(const StoredItem& item, const TensorStorageMetadata* tensor, const ChunkBox* chunk) {
+    if (tensor != nullptr) {
+      if (chunk == nullptr) {
+        ItemProblem(item, item.index().offset ? "the metadata records no chunk of this tensor at these offsets"
+                                              : "storage_data stores a tensor as a bytes value");
+      }
+      return;
+    }
     const StorageMetadata* stored = overview_.metadata.state_dict_metadata.Find(item.index().fqn);
-    const TensorStorageMetadata* tensor = nullptr;
     if (stored == nullptr) {
       ItemProblem(item, "storage_data names a key the metadata does not have");
     } else if (std::holds_alternative<BytesStorageMetadata>(*stored) && item.index().offset) {
       ItemProblem(item, "storage_data stores a chunk of a bytes value");
-    } else if (std::holds_alternative<TensorStorageMetadata>(*stored) && MetadataChunk(item.index(), &tensor) == nullptr) {
-      ItemProblem(item, item.index().offset ? "the metadata records no chunk of this tensor at these offsets"
-                                          : "storage_data stores a tensor as a bytes value");
     }
   }
 
@@ -241,7 +240,8 @@ class Verifier {
     std::string decoded_bytes;
     for (const StoredItem& item : items) {
       ++items_;
-      CheckKnown(item);
+      const auto [tensor, chunk] = chunks_.Find(item.index());
+      CheckKnown(item, tensor, chunk);
       if (!file.ok()) {
         ItemProblem(item, absl::StrCat("cannot open the data file: ", file.status().message()));
         continue;
@@ -275,16 +275,15 @@ class Verifier {
         decoded_bytes = *std::move(decoded);
         bytes = decoded_bytes;
       }
-      CheckContent(item, bytes);
+      CheckContent(item, tensor, chunk, bytes);
       bar.Advance(item.info().length);
     }
   }
 
-  void CheckContent(const StoredItem& item, absl::string_view bytes) {
+  void CheckContent(const StoredItem& item, const TensorStorageMetadata* tensor, const ChunkBox* chunk,
+                    absl::string_view bytes) {
     absl::Status zip = CheckZipArchive(bytes);
     if (!zip.ok()) ItemProblem(item, std::string(zip.message()));
-    const TensorStorageMetadata* tensor = nullptr;
-    const ChunkBox* chunk = MetadataChunk(item.index(), &tensor);
     absl::Status decoded = chunk != nullptr ? CheckTensor(*tensor, *chunk, bytes) : CheckTorchSaveArchive(bytes);
     if (decoded.ok() && chunk == nullptr) decoded = CheckWeightsOnlyArchive(bytes);
     if (!decoded.ok()) ItemProblem(item, std::string(decoded.message()));
