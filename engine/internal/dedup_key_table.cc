@@ -1,0 +1,253 @@
+#include "engine/internal/dedup_key_table.h"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+
+namespace dcplan {
+namespace internal {
+namespace {
+
+// The properties that make two items with one key the same data: PyTorch's
+// dedup ignores them, dcplan reports a difference as a conflict.
+bool SameData(const WriteItem& a, const WriteItem& b) {
+  if (a.type != b.type || a.tensor_data.has_value() != b.tensor_data.has_value()) return false;
+  if (!a.tensor_data) return true;
+  const TensorWriteData& x = *a.tensor_data;
+  const TensorWriteData& y = *b.tensor_data;
+  return x.chunk.sizes == y.chunk.sizes && x.properties.dtype == y.properties.dtype && x.size == y.size;
+}
+
+void NoteConflict(KeyTable& table, KeyId key, Rank rank, const WriteItem& item) {
+  auto [it, inserted] = table.conflicts.try_emplace(key);
+  if (inserted) table.conflict_order.push_back(key);
+  std::vector<ConflictingHolder>& holders = it->second;
+  if (holders.empty() || holders.back().rank != rank) holders.push_back({rank, &item});
+}
+
+using FqnId = uint32_t;
+
+// What of an item's key the grouping pass needs, copied out of the item in
+// the one sequential pass over all plans: comparing offsets group by group
+// otherwise reads items of 512+ plans in turn, a cache miss each.
+struct KeyPrefix {
+  static constexpr int32_t kNoOffset = -1;
+  static constexpr int32_t kHeadDims = 2;  // chunks of 1-D and 2-D tensors compare without their item
+  FqnId fqn = 0;
+  int32_t dims = kNoOffset;           // offset->size(), or kNoOffset
+  int64_t head[kHeadDims] = {0, 0};  // the first offsets
+};
+
+// Every item's KeyPrefix (by position), with an id per distinct fqn. Ranks
+// usually list the same fqns in the same order: an fqn equal to the one at
+// the same place in the previous plan, or to the previous item's (several
+// chunks of one tensor), takes that id without hashing the string.
+std::vector<KeyPrefix> KeyPrefixes(const std::vector<SavePlan>& plans, size_t total_items, size_t* num_fqns) {
+  std::vector<KeyPrefix> prefixes;
+  prefixes.reserve(total_items);  // not value-initialized: each is written once
+  absl::flat_hash_map<absl::string_view, FqnId> id_of;
+  size_t previous_start = 0;
+  size_t start = 0;
+  for (size_t rank = 0; rank < plans.size(); ++rank) {
+    const std::vector<WriteItem>& items = plans[rank].items;
+    const std::vector<WriteItem>* previous = rank == 0 ? nullptr : &plans[rank - 1].items;
+    for (size_t i = 0; i < items.size(); ++i) {
+      const MetadataIndex& index = items[i].index;
+      KeyPrefix& prefix = prefixes.emplace_back();
+      if (previous != nullptr && i < previous->size() && (*previous)[i].index.fqn == index.fqn) {
+        prefix.fqn = prefixes[previous_start + i].fqn;
+      } else if (i > 0 && items[i - 1].index.fqn == index.fqn) {
+        prefix.fqn = prefixes[start + i - 1].fqn;
+      } else {
+        prefix.fqn = id_of.try_emplace(index.fqn, static_cast<FqnId>(id_of.size())).first->second;
+      }
+      if (index.offset) {
+        const Shape& offset = *index.offset;
+        // Tensor ranks fit in int32 (PyTorch: at most 64 dims); saturate.
+        prefix.dims = static_cast<int32_t>(std::min<size_t>(offset.size(), std::numeric_limits<int32_t>::max()));
+        for (size_t d = 0; d < offset.size() && d < KeyPrefix::kHeadDims; ++d) prefix.head[d] = offset[d];
+      }
+    }
+    previous_start = start;
+    start += items.size();
+  }
+  *num_fqns = id_of.size();
+  return prefixes;
+}
+
+// Positions grouped by fqn id, each group in position order (a counting
+// sort).
+std::vector<Position> GroupByFqn(const std::vector<KeyPrefix>& prefixes, size_t num_fqns,
+                                 std::vector<size_t>& group_starts) {
+  group_starts.assign(num_fqns + 1, 0);
+  for (const KeyPrefix& prefix : prefixes) ++group_starts[prefix.fqn + 1];
+  for (size_t g = 1; g < group_starts.size(); ++g) group_starts[g] += group_starts[g - 1];
+  std::vector<size_t> cursors(group_starts.begin(), group_starts.end() - 1);
+  std::vector<Position> grouped(prefixes.size());
+  for (Position position = 0; position < prefixes.size(); ++position) {
+    grouped[cursors[prefixes[position].fqn]++] = position;
+  }
+  return grouped;
+}
+
+// optional<Shape> ordering and equality of two items' offsets (nullopt <
+// any shape; shapes lexicographic, a prefix first), from their KeyPrefixes;
+// the items themselves are read only when both have more than kHeadDims
+// dims and their heads tie.
+class OffsetOrder {
+ public:
+  OffsetOrder(const std::vector<SavePlan>& plans, const std::vector<size_t>& plan_starts,
+              const std::vector<KeyPrefix>& prefixes)
+      : plans_(plans), plan_starts_(plan_starts), prefixes_(prefixes) {}
+
+  bool Less(Position a, Position b) const {
+    const int head = CompareHeads(prefixes_[a], prefixes_[b]);
+    if (head != kUndecided) return head < 0;
+    return *Offset(a) < *Offset(b);
+  }
+  bool Equal(Position a, Position b) const {
+    const int head = CompareHeads(prefixes_[a], prefixes_[b]);
+    if (head != kUndecided) return head == 0;
+    return *Offset(a) == *Offset(b);
+  }
+
+ private:
+  static constexpr int kUndecided = 2;
+
+  // -1, 0 or 1, or kUndecided when the dims beyond the heads decide.
+  static int CompareHeads(const KeyPrefix& x, const KeyPrefix& y) {
+    if (x.dims == KeyPrefix::kNoOffset || y.dims == KeyPrefix::kNoOffset) return Sign(x.dims, y.dims);
+    const int32_t common = std::min({x.dims, y.dims, KeyPrefix::kHeadDims});
+    for (int32_t d = 0; d < common; ++d) {
+      if (x.head[d] != y.head[d]) return x.head[d] < y.head[d] ? -1 : 1;
+    }
+    if (x.dims > KeyPrefix::kHeadDims && y.dims > KeyPrefix::kHeadDims) return kUndecided;
+    return Sign(x.dims, y.dims);  // one is a prefix of the other (or equal)
+  }
+  static int Sign(int32_t a, int32_t b) { return a < b ? -1 : (a > b ? 1 : 0); }
+
+  // Rarely needed (keys of 3+ dims tying on their heads): found by a binary
+  // search rather than a table of item pointers, 8 bytes per item.
+  const std::optional<Shape>& Offset(Position position) const {
+    const size_t rank = std::upper_bound(plan_starts_.begin(), plan_starts_.end(), position) - plan_starts_.begin() - 1;
+    return plans_[rank].items[position - plan_starts_[rank]].index.offset;
+  }
+
+  const std::vector<SavePlan>& plans_;
+  const std::vector<size_t>& plan_starts_;
+  const std::vector<KeyPrefix>& prefixes_;
+};
+
+// For every item, the position of the first item with the same key (fqn,
+// offsets). Within one fqn, items are ordered by offsets (stably: the first
+// of equal keys stays first); plans list a tensor's chunks rank by rank,
+// usually in offset order already, so most groups need no sort.
+std::vector<Position> FirstPositionsOfKeys(const std::vector<SavePlan>& plans, const std::vector<size_t>& plan_starts,
+                                           size_t total_items) {
+  size_t num_fqns = 0;
+  const std::vector<KeyPrefix> prefixes = KeyPrefixes(plans, total_items, &num_fqns);
+  std::vector<size_t> group_starts;
+  std::vector<Position> grouped = GroupByFqn(prefixes, num_fqns, group_starts);
+  const OffsetOrder order(plans, plan_starts, prefixes);
+  auto offsets_less = [&order](Position a, Position b) { return order.Less(a, b); };
+  std::vector<Position> first_positions(total_items);
+  for (size_t g = 0; g < num_fqns; ++g) {
+    const auto begin = grouped.begin() + group_starts[g];
+    const auto end = grouped.begin() + group_starts[g + 1];
+    if (!std::is_sorted(begin, end, offsets_less)) std::stable_sort(begin, end, offsets_less);
+    for (auto run = begin, run_end = begin; run != end; run = run_end) {
+      first_positions[*run] = *run;
+      for (++run_end; run_end != end && order.Equal(*run_end, *run); ++run_end) first_positions[*run_end] = *run;
+    }
+  }
+  return first_positions;
+}
+
+// Fills keys, item_keys and the conflicts (plan_starts already set), key ids
+// in first-seen order.
+void AssignKeys(const std::vector<SavePlan>& plans, const std::vector<Position>& first_positions, KeyTable& table) {
+  size_t num_keys = 0;
+  for (size_t p = 0; p < first_positions.size(); ++p) num_keys += first_positions[p] == p;
+  table.keys.reserve(num_keys);
+  table.item_keys.reserve(first_positions.size());
+  Position position = 0;
+  for (Rank rank = 0; rank < static_cast<Rank>(plans.size()); ++rank) {
+    for (const WriteItem& item : plans[rank].items) {
+      const Position first = first_positions[position];
+      KeyId key;
+      if (first == position) {
+        key = static_cast<KeyId>(table.keys.size());
+        KeyInfo info;
+        info.first_item = &item;
+        info.first_rank = rank;
+        table.keys.push_back(info);
+      } else {
+        key = table.item_keys[first];
+        const WriteItem& first_item = *table.keys[key].first_item;
+        if (!SameData(first_item, item)) NoteConflict(table, key, rank, item);
+      }
+      KeyInfo& info = table.keys[key];
+      info.last_item = &item;
+      info.last_position = position++;
+      if (info.last_counted_rank != rank) {
+        info.last_counted_rank = rank;
+        ++info.holder_count;
+      }
+      table.item_keys.push_back(key);
+    }
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<KeyTable> BuildKeyTable(const std::vector<SavePlan>& plans) {
+  KeyTable table;
+  table.plan_starts.reserve(plans.size() + 1);
+  size_t total_items = 0;
+  for (const SavePlan& plan : plans) {
+    table.plan_starts.push_back(total_items);
+    total_items += plan.items.size();
+  }
+  table.plan_starts.push_back(total_items);
+  if (plans.size() > static_cast<size_t>(std::numeric_limits<Rank>::max()) ||
+      total_items > static_cast<size_t>(std::numeric_limits<KeyId>::max())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("too many plans or items to deduplicate: ", plans.size(), " plans, ", total_items, " items"));
+  }
+  AssignKeys(plans, FirstPositionsOfKeys(plans, table.plan_starts, total_items), table);
+  return table;
+}
+
+// Fills holder_starts/holders (CSR layout: one allocation for all keys).
+void BuildHolderLists(KeyTable& table, size_t num_plans) {
+  const size_t num_keys = table.keys.size();
+  table.holder_starts.assign(num_keys + 1, 0);
+  for (size_t k = 0; k < num_keys; ++k) {
+    table.holder_starts[k + 1] = table.holder_starts[k] + table.keys[k].holder_count;
+  }
+  table.holders.resize(table.holder_starts[num_keys]);
+  std::vector<size_t> cursor(table.holder_starts.begin(), table.holder_starts.end() - 1);
+  for (KeyInfo& info : table.keys) info.last_counted_rank = -1;
+  for (Rank rank = 0; rank < static_cast<Rank>(num_plans); ++rank) {
+    for (size_t i = table.plan_starts[rank]; i < table.plan_starts[rank + 1]; ++i) {
+      const KeyId key = table.item_keys[i];
+      KeyInfo& info = table.keys[key];
+      if (info.last_counted_rank == rank) continue;
+      info.last_counted_rank = rank;
+      table.holders[cursor[key]++] = rank;
+    }
+  }
+}
+
+}  // namespace internal
+}  // namespace dcplan

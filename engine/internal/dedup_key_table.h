@@ -1,0 +1,71 @@
+#ifndef DCPLAN_ENGINE_INTERNAL_DEDUP_KEY_TABLE_H_
+#define DCPLAN_ENGINE_INTERNAL_DEDUP_KEY_TABLE_H_
+
+// The key table of dedup.cc: every item key (fqn and offsets) of all plans,
+// in first-seen order, with its holders and conflicts, built in one pass
+// over the items. Split from dedup.cc, which chooses the writer of each key.
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "engine/plan.h"
+
+namespace dcplan {
+namespace internal {
+
+using Rank = int32_t;
+using KeyId = int32_t;
+// Position of an item in the concatenation of all plans' items (fewer than
+// 2^31 items: checked).
+using Position = uint32_t;
+
+// Facts about one item key, gathered in one pass over every plan.
+struct KeyInfo {
+  const WriteItem* first_item = nullptr;
+  // The last appearance and its position: PyTorch's `item_of` keeps the last
+  // one.
+  const WriteItem* last_item = nullptr;
+  Position last_position = 0;
+  Rank first_rank = 0;
+  // Last rank counted in holder_count: a plan holding the key twice is one
+  // holder.
+  Rank last_counted_rank = -1;
+  int32_t holder_count = 0;
+};
+
+// A rank whose item differs from the key's first item.
+struct ConflictingHolder {
+  Rank rank;
+  const WriteItem* item;
+};
+
+struct KeyTable {
+  std::vector<KeyInfo> keys;  // in first-seen order (key ids)
+  // Key id of every item; plan p's items are at [plan_starts[p], plan_starts[p + 1]).
+  std::vector<KeyId> item_keys;
+  std::vector<size_t> plan_starts;
+  // Holders of key k, ascending: holders[holder_starts[k] .. holder_starts[k + 1]).
+  std::vector<size_t> holder_starts;
+  std::vector<Rank> holders;
+  // Keys with a conflict, in order of detection, and their differing holders.
+  std::vector<KeyId> conflict_order;
+  absl::flat_hash_map<KeyId, std::vector<ConflictingHolder>> conflicts;
+};
+
+// The key of every item of `plans` (one per rank), keys in first-seen order
+// (rank 0's items first, each plan in item order), and conflicts: items
+// sharing a key that differ in type, chunk sizes, dtype or global size.
+// Holder lists are left empty (BuildHolderLists). Error for more than
+// 2^31 - 1 plans or items. Cost: see DedupSavePlans.
+absl::StatusOr<KeyTable> BuildKeyTable(const std::vector<SavePlan>& plans);
+
+// Fills holder_starts/holders (CSR layout: one allocation for all keys).
+void BuildHolderLists(KeyTable& table, size_t num_plans);
+
+}  // namespace internal
+}  // namespace dcplan
+
+#endif  // DCPLAN_ENGINE_INTERNAL_DEDUP_KEY_TABLE_H_
