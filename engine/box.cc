@@ -35,18 +35,11 @@ std::string ShapeToString(absl::Span<const int64_t> shape) {
 }
 
 absl::StatusOr<int64_t> ShapeVolume(absl::Span<const int64_t> shape) {
-  int64_t volume = 1;
-  for (int64_t dim : shape) {
-    if (dim < 0) return absl::InvalidArgumentError(absl::StrCat("negative size in shape ", ShapeToString(shape)));
+  if (std::optional<int64_t> volume = CheckedShapeVolume(shape)) return *volume;
+  if (std::any_of(shape.begin(), shape.end(), [](int64_t dim) { return dim < 0; })) {
+    return absl::InvalidArgumentError(absl::StrCat("negative size in shape ", ShapeToString(shape)));
   }
-  // Any zero makes the volume zero, even if the other dims' product overflows.
-  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
-  for (int64_t dim : shape) {
-    std::optional<int64_t> next = internal::CheckedMul(volume, dim);
-    if (!next) return absl::OutOfRangeError(absl::StrCat("volume of shape ", ShapeToString(shape), " overflows int64"));
-    volume = *next;
-  }
-  return volume;
+  return absl::OutOfRangeError(absl::StrCat("volume of shape ", ShapeToString(shape), " overflows int64"));
 }
 
 absl::StatusOr<int64_t> Volume(const ChunkBox& box) { return ShapeVolume(box.sizes); }

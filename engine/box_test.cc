@@ -31,6 +31,23 @@ TEST(BoxTest, VolumeOverflowIsAnError) {
   EXPECT_FALSE(ShapeVolume({-1, 2}).ok());
   // A zero anywhere wins over an overflowing product.
   EXPECT_EQ(*ShapeVolume({kMax, kMax, 0}), 0);
+  // ... but not over a negative dim; and the errors say which.
+  EXPECT_EQ(ShapeVolume({0, -1}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ShapeVolume({kMax, kMax, -1}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ShapeVolume({kMax, 2}).status().code(), absl::StatusCode::kOutOfRange);
+}
+
+TEST(BoxTest, CheckedShapeVolumeIsShapeVolumeWithoutTheMessage) {
+  const std::vector<std::vector<int64_t>> shapes = {
+      {}, {8, 4}, {3, 0, 5}, {kMax, 2}, {int64_t{1} << 32, int64_t{1} << 32}, {-1, 2}, {kMax, kMax, 0},
+      {0, -1}, {kMax, kMax, -1}, {kMax}, {kMax, 1, 1}, {2, kMax / 2}, {2, kMax / 2 + 1}};
+  for (const std::vector<int64_t>& shape : shapes) {
+    const absl::StatusOr<int64_t> volume = ShapeVolume(shape);
+    const std::optional<int64_t> checked = CheckedShapeVolume(shape);
+    EXPECT_EQ(checked.has_value(), volume.ok()) << ShapeToString(shape);
+    if (checked && volume.ok()) EXPECT_EQ(*checked, *volume) << ShapeToString(shape);
+  }
+  EXPECT_EQ(CheckedShapeVolume({2, kMax / 2}), kMax - 1);
 }
 
 TEST(BoxTest, WellFormed) {

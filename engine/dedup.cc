@@ -55,23 +55,14 @@ Choice ChooseLowestRank(const KeyTable& table) {
 }
 
 // PyTorch's weight of an item: tensor_storage_size() (global size x element
-// size), or 1 for bytes items and zero-byte tensors; an error where
-// TensorStorageSize() fails (a negative dim or overflow). The common case is
-// computed inline: the StatusOr path was a third of choosing.
+// size), or 1 for bytes items and zero-byte tensors; TensorStorageSize()'s
+// error where it fails (a negative dim or overflow). Computed without its
+// StatusOr, which was a third of choosing.
 absl::StatusOr<int64_t> PyTorchWeight(const WriteItem& item) {
   if (!item.tensor_data) return 1;
-  int64_t volume = 1;
-  bool zero = false;
-  bool overflow = false;
-  for (int64_t dim : item.tensor_data->size) {
-    if (dim < 0) overflow = true;  // an error: TensorStorageSize() says which
-    zero = zero || dim == 0;
-    std::optional<int64_t> next = internal::CheckedMul(volume, dim);
-    overflow = overflow || !next;
-    if (next) volume = *next;
-  }
+  const std::optional<int64_t> numel = CheckedShapeVolume(item.tensor_data->size);
   std::optional<int64_t> bytes;
-  if (!overflow) bytes = zero ? 0 : internal::CheckedMul(volume, ElementSize(item.tensor_data->properties.dtype));
+  if (numel) bytes = internal::CheckedMul(*numel, ElementSize(item.tensor_data->properties.dtype));
   if (!bytes) {
     absl::StatusOr<std::optional<int64_t>> size = item.TensorStorageSize();
     if (!size.ok()) return size.status();

@@ -91,13 +91,12 @@ struct ChunksVolume {
 };
 
 void AddChunkVolume(const ChunkBox& chunk, ChunksVolume& total) {
-  absl::StatusOr<int64_t> volume = Volume(chunk);
-  if (volume.ok()) {
+  if (std::optional<int64_t> volume = CheckedShapeVolume(chunk.sizes)) {
     total.sum += *volume;
-  } else if (volume.status().code() == absl::StatusCode::kOutOfRange) {
-    total.sum += static_cast<__int128>(kInt64Max) + 1;
-  } else {
+  } else if (std::any_of(chunk.sizes.begin(), chunk.sizes.end(), [](int64_t size) { return size < 0; })) {
     total.has_negative_size = true;
+  } else {
+    total.sum += static_cast<__int128>(kInt64Max) + 1;
   }
 }
 
@@ -163,27 +162,13 @@ bool InsideWithPositiveSizes(const Shape& size, const ChunkBox& chunk) {
   return true;
 }
 
-// AddChunkVolume for positive sizes (ShapeVolume's product, in the same order).
-void AddPositiveVolume(const Shape& sizes, ChunksVolume& total) {
-  int64_t volume = 1;
-  for (int64_t extent : sizes) {
-    std::optional<int64_t> next = internal::CheckedMul(volume, extent);
-    if (!next) {
-      total.sum += static_cast<__int128>(kInt64Max) + 1;
-      return;
-    }
-    volume = *next;
-  }
-  total.sum += volume;
-}
-
 ChunkFacts ScanChunks(const TensorStorageMetadata& tensor) {
   ChunkFacts facts(tensor.size.size(), tensor.chunks.size());
   for (size_t i = 0; i < tensor.chunks.size(); ++i) {
     const ChunkBox& chunk = tensor.chunks[i];
     if (InsideWithPositiveSizes(tensor.size, chunk)) {
       facts.boxes.AddTakingPart(static_cast<int64_t>(i), chunk);
-      AddPositiveVolume(chunk.sizes, facts.volume);
+      AddChunkVolume(chunk, facts.volume);
       continue;
     }
     if (!InBounds(tensor.size, chunk)) facts.out_of_bounds.push_back(i);
