@@ -60,8 +60,10 @@ struct WrittenRecord {
 // the tensor's memory. `file_offset` is where the archive starts in the
 // file the sink writes to: the tensor's bytes are padded to a 64-byte
 // boundary of that file (TorchZipWriter), which speeds up both the write
-// and a later read into aligned memory. Errors: non-CPU tensor, unsupported
-// dtype, sink errors.
+// and a later read into aligned memory. Archives too large for
+// TorchZipWriter (kTorchZipWriterLimit, about 4 GiB) go through LibTorch's
+// writer, whose padding is relative to the archive: `file_offset` is unused
+// there. Errors: non-CPU tensor, unsupported dtype, sink errors.
 absl::StatusOr<WrittenRecord> WriteTensorRecord(const at::Tensor& tensor, const ByteSink& sink,
                                                 int64_t file_offset = 0);
 
