@@ -25,6 +25,7 @@
 #include "api/internal/checksums.h"
 #include "api/internal/confined_path.h"
 #include "api/internal/crc32.h"
+#include "api/internal/split_read.h"
 #include "api/internal/file_io.h"
 #include "api/internal/status_macros.h"
 #include "api/stream_transforms.h"
@@ -280,6 +281,21 @@ absl::Status ReadHashed(const RecordSource& source, int64_t begin, int64_t end, 
   return absl::OkStatus();
 }
 
+// The tensor bytes of one item: read by the calling thread and, for large
+// tensors, by SplitReader's helper thread through a second file description.
+struct TensorBytesReader {
+  const RecordSource& source;
+  const RecordSource& helper_source;
+  internal::SplitReader& split;
+
+  // Reads [begin, end) of the item into `out`; its CRC-32 when `crc` is set.
+  absl::StatusOr<uint32_t> Read(int64_t begin, int64_t end, char* out, bool crc) const {
+    auto read = [&](int64_t offset, char* to, int64_t n) { return source.ReadAt(offset, to, n); };
+    auto helper_read = [&](int64_t offset, char* to, int64_t n) { return helper_source.ReadAt(offset, to, n); };
+    return split.Read(read, helper_read, begin, end, out, crc);
+  }
+};
+
 // The destination the single item of `chunk` can be read into directly: the
 // stored tensor is its whole storage, the item takes all of it, and the
 // destination is a contiguous CPU tensor of the same dtype and size.
@@ -306,14 +322,15 @@ absl::StatusOr<at::Tensor> DirectDestination(const StoredChunk& chunk, const Ten
 
 // Reads the tensor's bytes of an archive into `data` while computing the
 // checksum `entry` records over the whole archive, and compares the two. For
-// a CRC-32 (version 2) the tensor's bytes are checksummed once, on the helper
-// thread as they arrive: that CRC is checked against the ZIP record's and
-// joined with the CRC-32 of the few bytes around it (headers, data.pkl,
-// directory) into the item's. For an XXH3-64 (version 1) every byte is
-// hashed in order.
-absl::Status ReadChecked(const RecordSource& source, const TensorRecordLayout& layout, char* data,
+// a CRC-32 (version 2) the tensor's bytes are checksummed once, block by
+// block as they arrive (by whichever thread read the block): that CRC is
+// checked against the ZIP record's and joined with the CRC-32 of the few
+// bytes around it (headers, data.pkl, directory) into the item's. For an
+// XXH3-64 (version 1) every byte is hashed in order, on `hasher`'s thread.
+absl::Status ReadChecked(const TensorBytesReader& reader, const TensorRecordLayout& layout, char* data,
                          const internal::ChecksumTable& table, const internal::ChecksumEntry& entry,
                          const StoredChunk& chunk, int64_t rank, internal::AsyncChecksum& hasher) {
+  const RecordSource& source = reader.source;
   const int64_t data_end = layout.data_offset + layout.storage_bytes;
   std::string before(static_cast<size_t>(layout.data_offset), '\0');
   std::string after(static_cast<size_t>(source.size() - data_end), '\0');
@@ -326,10 +343,8 @@ absl::Status ReadChecked(const RecordSource& source, const TensorRecordLayout& l
     DCPLAN_RETURN_IF_ERROR(ReadHashed(source, data_end, source.size(), after.data(), &hasher));
     return CompareChecksum(entry, hasher.Digest(), chunk, rank);
   }
-  hasher.Reset(internal::ChecksumAlgorithm::kCrc32);
-  DCPLAN_RETURN_IF_ERROR(ReadHashed(source, layout.data_offset, data_end, data, &hasher));
+  DCPLAN_ASSIGN_OR_RETURN(const uint32_t data_crc, reader.Read(layout.data_offset, data_end, data, /*crc=*/true));
   DCPLAN_RETURN_IF_ERROR(source.ReadAt(data_end, after.data(), static_cast<int64_t>(after.size())));
-  const uint32_t data_crc = static_cast<uint32_t>(hasher.Digest());
   const uint32_t item_crc = internal::Crc32Around(before.data(), before.size(), data_crc,
                                                   static_cast<uint64_t>(layout.storage_bytes), after.data(),
                                                   after.size());
@@ -350,11 +365,13 @@ absl::Status ReadChecked(const RecordSource& source, const TensorRecordLayout& l
 // read it is compared after the destination was written.
 // Sets *whole_record (and reads nothing) for archives ReadTensorRecordLayout
 // leaves to the whole-record path.
-absl::Status ReadTensorChunk(const internal::ScopedFd& fd, const StoredChunk& chunk,
-                             const internal::ChecksumTable* checksums, const Metadata& metadata,
-                             LoadPlanner& planner, int64_t rank, internal::AsyncChecksum& hasher,
-                             bool* whole_record) {
+absl::Status ReadTensorChunk(const internal::ScopedFd& fd, const internal::ScopedFd& helper_fd,
+                             const StoredChunk& chunk, const internal::ChecksumTable* checksums,
+                             const Metadata& metadata, LoadPlanner& planner, int64_t rank,
+                             internal::AsyncChecksum& hasher, internal::SplitReader& split, bool* whole_record) {
   FileSliceSource source(fd, chunk.info.offset, chunk.info.length);
+  FileSliceSource helper_source(helper_fd, chunk.info.offset, chunk.info.length);
+  const TensorBytesReader reader{source, helper_source, split};
   absl::StatusOr<TensorRecordLayout> layout = ReadTensorRecordLayout(source);
   *whole_record = absl::IsUnimplemented(layout.status());
   if (!layout.ok()) return layout.status();
@@ -378,10 +395,11 @@ absl::Status ReadTensorChunk(const internal::ScopedFd& fd, const StoredChunk& ch
     data = static_cast<char*>(storage.data_ptr());
   }
   if (entry != nullptr) {
-    DCPLAN_RETURN_IF_ERROR(ReadChecked(source, *layout, data, *checksums, *entry, chunk, rank, hasher));
+    DCPLAN_RETURN_IF_ERROR(ReadChecked(reader, *layout, data, *checksums, *entry, chunk, rank, hasher));
   } else {
     DCPLAN_RETURN_IF_ERROR(
-        ReadHashed(source, layout->data_offset, layout->data_offset + layout->storage_bytes, data, nullptr));
+        reader.Read(layout->data_offset, layout->data_offset + layout->storage_bytes, data, /*crc=*/false)
+            .status());
   }
   if (direct->defined()) return planner.CommitTensor(*chunk.items.front(), *direct);
   at::Tensor stored;
@@ -423,7 +441,8 @@ absl::Status FileSystemReader::ReadData(const LoadPlan& plan, LoadPlanner& plann
     }
   }
   int64_t done_bytes = 0;
-  internal::AsyncChecksum hasher;
+  internal::AsyncChecksum hasher;  // version 1 checksum files
+  internal::SplitReader split;
   for (const DataFile& file : *files) {
     const std::string path = JoinPath(directory_, file.relative_path);
     absl::StatusOr<internal::ScopedFd> fd = internal::OpenConfined(directory_, file.relative_path);
@@ -434,6 +453,11 @@ absl::Status FileSystemReader::ReadData(const LoadPlan& plan, LoadPlanner& plann
     }
     // Chunks are read in file order.
     ::posix_fadvise(fd->get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+    // The second halves of large tensors are read through a file description
+    // of their own (its own read-ahead); without one, through the same.
+    absl::StatusOr<internal::ScopedFd> reopened = internal::ReopenForReading(*fd);
+    if (reopened.ok()) ::posix_fadvise(reopened->get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+    const internal::ScopedFd& helper_fd = reopened.ok() ? *reopened : *fd;
     absl::StatusOr<int64_t> file_size = internal::FileSize(*fd);
     if (!file_size.ok()) return WithContext(file_size.status(), absl::StrCat("rank ", rank_, ": ", path));
     for (const StoredChunk& chunk : file.chunks) {
@@ -450,7 +474,8 @@ absl::Status FileSystemReader::ReadData(const LoadPlan& plan, LoadPlanner& plann
       bool whole_record = true;
       absl::Status status;
       if (AllTensorItems(chunk) && !transformed) {
-        status = ReadTensorChunk(*fd, chunk, table, *metadata_, planner, rank_, hasher, &whole_record);
+        status = ReadTensorChunk(*fd, helper_fd, chunk, table, *metadata_, planner, rank_, hasher, split,
+                                 &whole_record);
       }
       if (whole_record) {
         // Bytes items, and archives outside the streamed path: the whole record in memory.

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "api/checkpoint.h"
 #include "api/checkpoint_test_util.h"
+#include "api/filesystem_test_util.h"
 #include "api/internal/checksums.h"
 #include "api/internal/crc32.h"
 #include "api/internal/write_results.h"
@@ -79,12 +80,6 @@ TEST(WriteResultsTest, RoundTripsAndRejectsDamagedMessages) {
 
 // --- Helpers -----------------------------------------------------------------------
 
-at::Tensor Arange(at::ScalarType type, at::IntArrayRef shape, double start) {
-  int64_t numel = 1;
-  for (int64_t d : shape) numel *= d;
-  return at::arange(start, start + static_cast<double>(numel), at::TensorOptions().dtype(type)).reshape(shape);
-}
-
 StateDict SimpleStateDict(double start) {
   return Dict({{"w", Value(Arange(at::kFloat, {8, 4}, start))},
                {"b", Value(Arange(at::kLong, {6}, start))},
@@ -97,27 +92,6 @@ absl::StatusOr<Metadata> SaveSimple(const std::string& dir, double start, bool o
   FileSystemWriter writer(dir, options);
   SingleProcessCoordinator coordinator;
   return Save(SimpleStateDict(start), writer, coordinator);
-}
-
-// One rank's load without a coordinator, so that messages are the storage
-// layer's own.
-absl::Status LoadDirect(const std::string& dir, StateDict& sd, FileSystemReaderOptions options = {},
-                        LoadPlanner* planner = nullptr) {
-  FileSystemReader reader(dir, std::move(options));
-  DefaultLoadPlanner default_planner;
-  if (planner == nullptr) planner = &default_planner;
-  absl::StatusOr<Metadata> md = reader.ReadMetadata();
-  if (!md.ok()) return md.status();
-  absl::Status status = planner->SetUpPlanner(&sd, *md, true);
-  if (status.ok()) status = reader.SetUpStorageReader(*md, true, 0);
-  if (!status.ok()) return status;
-  absl::StatusOr<LoadPlan> plan = planner->CreateLocalPlan();
-  if (!plan.ok()) return plan.status();
-  absl::StatusOr<std::vector<LoadPlan>> global = planner->CreateGlobalPlan({*plan});
-  if (!global.ok()) return global.status();
-  absl::StatusOr<LoadPlan> final_plan = planner->FinishPlan(global->at(0));
-  if (!final_plan.ok()) return final_plan.status();
-  return reader.ReadData(*final_plan, *planner);
 }
 
 std::map<std::string, std::string> Snapshot(const std::string& dir) {
@@ -507,90 +481,6 @@ TEST_F(ReaderFaultTest, AStoredChunkIsReadOnceForManyReadItems) {
   for (const LocalShard& shard : std::get<ShardedTensorValue>(*loaded.FindEntry("w")->leaf()).local_shards) {
     EXPECT_TRUE(BitwiseEqual(shard.tensor, original.slice(0, shard.offsets[0], shard.offsets[0] + 2)));
   }
-}
-
-// --- How a tensor reaches its destination -------------------------------------------
-
-// A stored chunk whose destination is a contiguous tensor of its dtype and
-// size is read straight into it (same memory, no other tensor); other
-// destinations (a transposed view, another dtype, part of a chunk) get a
-// copy from the stored tensor. Every path must load the same values.
-TEST(ReadPathTest, DirectReadsAndCopiesLoadTheSameValues) {
-  const std::string dir = NewTempPath("read_paths");
-  const at::Tensor dense = Arange(at::kFloat, {8, 4}, 1.0);
-  const at::Tensor half = Arange(at::kFloat, {6, 5}, -3.0).to(at::kBFloat16);
-  const at::Tensor big = Arange(at::kFloat, {1536 * 1024}, 0.5);  // 6 MiB: many blocks, CRC-32 thread
-  const at::Tensor converted = Arange(at::kFloat, {4, 3}, 2.0);
-  const at::Tensor transposed = Arange(at::kDouble, {5, 6}, 7.0);
-  ShardedTensorValue rows{{8, 4}, at::kFloat, {LocalShard{Arange(at::kFloat, {8, 4}, 100.0), {0, 0}}}};
-  {
-    FileSystemWriter writer(dir);
-    SingleProcessCoordinator coordinator;
-    absl::StatusOr<Metadata> saved = Save(Dict({{"dense", Value(dense)},
-                                                {"half", Value(half)},
-                                                {"big", Value(big)},
-                                                {"converted", Value(converted)},
-                                                {"transposed", Value(transposed)},
-                                                {"rows", Value(rows)}}),
-                                          writer, coordinator);
-    ASSERT_TRUE(saved.ok()) << saved.status();
-  }
-  const at::Tensor dense_dest = at::zeros({8, 4}, at::kFloat);
-  const at::Tensor half_dest = at::zeros({6, 5}, at::kBFloat16);
-  const at::Tensor big_dest = at::zeros({1536 * 1024}, at::kFloat);
-  const at::Tensor converted_dest = at::zeros({4, 3}, at::kDouble);    // float32 stored, float64 wanted
-  const at::Tensor transposed_base = at::zeros({6, 5}, at::kDouble);
-  const at::Tensor transposed_dest = transposed_base.t();              // sizes [5, 6], not contiguous
-  ShardedTensorValue row_pieces{{8, 4}, at::kFloat, {}};                // two pieces of one stored chunk
-  row_pieces.local_shards.push_back(LocalShard{at::zeros({3, 4}), {0, 0}});
-  row_pieces.local_shards.push_back(LocalShard{at::zeros({5, 4}), {3, 0}});
-  const void* dense_memory = dense_dest.data_ptr();
-  StateDict loaded = Dict({{"dense", Value(dense_dest)},
-                           {"half", Value(half_dest)},
-                           {"big", Value(big_dest)},
-                           {"converted", Value(converted_dest)},
-                           {"transposed", Value(transposed_dest)},
-                           {"rows", Value(row_pieces)}});
-  for (bool verify : {true, false}) {
-    for (const at::Tensor& t : {dense_dest, half_dest, big_dest, converted_dest, transposed_base}) t.zero_();
-    for (const LocalShard& piece : row_pieces.local_shards) piece.tensor.zero_();
-    FileSystemReaderOptions options;
-    options.verify_checksums = verify;
-    absl::Status status = LoadDirect(dir, loaded, options);
-    ASSERT_TRUE(status.ok()) << status;
-    EXPECT_TRUE(BitwiseEqual(dense_dest, dense));
-    EXPECT_EQ(dense_dest.data_ptr(), dense_memory);
-    EXPECT_TRUE(BitwiseEqual(half_dest, half));
-    EXPECT_TRUE(BitwiseEqual(big_dest, big));
-    EXPECT_TRUE(BitwiseEqual(converted_dest, converted.to(at::kDouble)));
-    EXPECT_TRUE(BitwiseEqual(transposed_dest.contiguous(), transposed));
-    EXPECT_TRUE(BitwiseEqual(transposed_base, transposed.t().contiguous()));
-    const at::Tensor whole = Arange(at::kFloat, {8, 4}, 100.0);
-    EXPECT_TRUE(BitwiseEqual(row_pieces.local_shards[0].tensor, whole.narrow(0, 0, 3).contiguous()));
-    EXPECT_TRUE(BitwiseEqual(row_pieces.local_shards[1].tensor, whole.narrow(0, 3, 5).contiguous()));
-  }
-}
-
-// A damaged byte in a tensor read straight into its destination is still
-// caught (the checksum is computed as the bytes arrive).
-TEST(ReadPathTest, DirectReadsAreVerified) {
-  const std::string dir = NewTempPath("direct_verified");
-  const at::Tensor big = Arange(at::kFloat, {100000}, 0.0);
-  {
-    FileSystemWriter writer(dir);
-    SingleProcessCoordinator coordinator;
-    ASSERT_TRUE(Save(Dict({{"big", Value(big)}}), writer, coordinator).ok());
-  }
-  std::string data = *ReadFile(dir + "/__0_0.distcp");
-  const size_t at = data.find(TensorBytes(big).substr(300000, 64));
-  ASSERT_NE(at, std::string::npos);
-  data[at] ^= 0x01;
-  ASSERT_TRUE(WriteFile(dir + "/__0_0.distcp", data));
-  StateDict loaded = Dict({{"big", Value(at::zeros({100000}))}});
-  absl::Status status = LoadDirect(dir, loaded);
-  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
-  EXPECT_EQ(status.message(), "rank 0: checksum mismatch in __0_0.distcp at offset 0 (item 'big' chunk [0]): "
-                              "the file is corrupt");
 }
 
 }  // namespace

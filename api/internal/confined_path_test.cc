@@ -125,5 +125,29 @@ TEST_F(ConfinedPathTest, CreateExclusivelyReplacesAPlantedSymlinkWithoutFollowin
   EXPECT_EQ(*outside, "secret");
 }
 
+// The reopened file is the same file even after its name was taken by
+// another one, and it has its own file position.
+TEST_F(ConfinedPathTest, ReopenForReadingReopensTheSameFileNotItsName) {
+  absl::StatusOr<ScopedFd> fd = OpenConfined(checkpoint_, "data.distcp");
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  ASSERT_EQ(::rename((root_ + "/outside.distcp").c_str(), (checkpoint_ + "/data.distcp").c_str()), 0);
+  absl::StatusOr<ScopedFd> reopened = ReopenForReading(*fd);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_NE(reopened->get(), fd->get());
+  char bytes[6];
+  ASSERT_TRUE(ReadExactlyAt(*reopened, 0, bytes, sizeof(bytes)).ok());
+  EXPECT_EQ(std::string(bytes, sizeof(bytes)), "inside");
+  ASSERT_EQ(::read(fd->get(), bytes, 2), 2);
+  EXPECT_EQ(::lseek(reopened->get(), 0, SEEK_CUR), 0);
+}
+
+TEST_F(ConfinedPathTest, ReopenForReadingRefusesAPipe) {
+  int ends[2];
+  ASSERT_EQ(::pipe(ends), 0);
+  ScopedFd read_end(ends[0]);
+  ScopedFd write_end(ends[1]);
+  EXPECT_FALSE(ReopenForReading(read_end).ok());
+}
+
 }  // namespace
 }  // namespace dcplan::internal

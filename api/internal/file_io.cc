@@ -164,6 +164,20 @@ absl::Status ReadExactlyAt(const ScopedFd& fd, int64_t offset, char* out, size_t
   return absl::OkStatus();
 }
 
+absl::StatusOr<ScopedFd> ReopenForReading(const ScopedFd& fd) {
+  struct stat original;
+  if (::fstat(fd.get(), &original) != 0) return ErrnoStatus(errno);
+  const std::string self = absl::StrCat("/proc/self/fd/", fd.get());
+  ScopedFd reopened(RetryOnEintr([&] { return ::open(self.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK); }));
+  if (reopened.get() < 0) return ErrnoStatus(errno);
+  struct stat info;
+  if (::fstat(reopened.get(), &info) != 0) return ErrnoStatus(errno);
+  if (!S_ISREG(info.st_mode) || info.st_dev != original.st_dev || info.st_ino != original.st_ino) {
+    return absl::FailedPreconditionError(absl::StrCat(self, " is not the file it was opened as"));
+  }
+  return reopened;
+}
+
 absl::StatusOr<ScopedFd> OpenForUpdate(const std::string& path) {
   const int fd = RetryOnEintr([&] { return ::open(path.c_str(), O_WRONLY | O_CLOEXEC); });
   if (fd < 0) return ErrnoStatus(errno);

@@ -82,6 +82,12 @@ absl::StatusOr<ScopedFd> CreateExclusively(const std::string& path);
 absl::StatusOr<int64_t> FileSize(const ScopedFd& fd);
 // Reads exactly `n` bytes at `offset`; an early end of file is OutOfRange.
 absl::Status ReadExactlyAt(const ScopedFd& fd, int64_t offset, char* out, size_t n);
+// A second open file description of the file `fd` reads (through
+// /proc/self/fd, so the very same file whatever happened to its path since),
+// for a second thread that reads another part of it with its own
+// read-ahead state. Fails where /proc is not mounted; the file must still
+// be the regular file of the same device and inode.
+absl::StatusOr<ScopedFd> ReopenForReading(const ScopedFd& fd);
 
 // Opens an existing `path` for writing (no truncation, no create).
 absl::StatusOr<ScopedFd> OpenForUpdate(const std::string& path);
