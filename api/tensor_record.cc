@@ -24,6 +24,7 @@
 #include "api/dtype_conversion.h"
 #include "api/internal/checksums.h"
 #include "api/internal/crc32.h"
+#include "api/internal/spare_core.h"
 #include "api/internal/data_pickle_memo.h"
 #include "api/internal/status_macros.h"
 #include "api/internal/tensor_pickle.h"
@@ -86,9 +87,10 @@ absl::StatusOr<WrittenRecord> WriteStreamed(const std::string& pickle, const at:
   uint32_t crc = 0;
   const char* bytes = static_cast<const char*>(data.data_ptr());
   // A large tensor's CRC-32 is computed on a thread of its own while the
-  // sink takes the blocks; a small one's block by block, in cache.
+  // sink takes the blocks, if that thread has a core of its own; else (and
+  // for a small tensor) block by block, in cache for the sink.
   std::thread crc_thread;
-  if (status.ok() && nbytes >= kParallelCrcBytes) {
+  if (status.ok() && nbytes >= kParallelCrcBytes && internal::SpareCoreForHelperThreads()) {
     try {
       crc_thread = std::thread([&crc, bytes, nbytes] { crc = internal::Crc32(0, bytes, static_cast<size_t>(nbytes)); });
     } catch (const std::system_error&) {

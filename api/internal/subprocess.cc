@@ -167,7 +167,9 @@ std::vector<std::pair<std::string, std::string>> LoopbackRankEnv(int64_t rank, i
   return {{"RANK", absl::StrCat(rank)},
           {"WORLD_SIZE", absl::StrCat(world_size)},
           {"MASTER_ADDR", "127.0.0.1"},
-          {"MASTER_PORT", absl::StrCat(port)}};
+          {"MASTER_PORT", absl::StrCat(port)},
+          {"LOCAL_RANK", absl::StrCat(rank)},
+          {"LOCAL_WORLD_SIZE", absl::StrCat(world_size)}};
 }
 
 absl::StatusOr<int> PickFreeLoopbackPort() {

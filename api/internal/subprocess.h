@@ -32,7 +32,9 @@ absl::StatusOr<int> PickFreeLoopbackPort();
 
 // The environment an env:// launcher (torchrun) gives rank `rank` of
 // `world_size` ranks meeting on this machine at `port`: RANK, WORLD_SIZE,
-// MASTER_ADDR=127.0.0.1, MASTER_PORT (what C10dOptionsFromEnv reads).
+// MASTER_ADDR=127.0.0.1, MASTER_PORT (what C10dOptionsFromEnv reads), and
+// LOCAL_RANK, LOCAL_WORLD_SIZE (all ranks are on this host; see
+// SpareCoreForHelperThreads).
 std::vector<std::pair<std::string, std::string>> LoopbackRankEnv(int64_t rank, int64_t world_size, int port);
 
 struct ProcessSpec {
