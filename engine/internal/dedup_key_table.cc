@@ -13,6 +13,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "engine/box.h"
+#include "engine/dtype.h"
+#include "engine/internal/checked_math.h"
 
 namespace dcplan {
 namespace internal {
@@ -35,6 +38,15 @@ void NoteConflict(KeyTable& table, KeyId key, Rank rank, const WriteItem& item) 
   if (holders.empty() || holders.back().rank != rank) holders.push_back({rank, &item});
 }
 
+// tensor_storage_size() of `item` without its Status, or kNoStorageSize.
+int64_t StorageSizeOrNone(const WriteItem& item) {
+  if (!item.tensor_data) return kNoStorageSize;
+  const std::optional<int64_t> numel = CheckedShapeVolume(item.tensor_data->size);
+  if (!numel) return kNoStorageSize;
+  const std::optional<int64_t> bytes = CheckedMul(*numel, ElementSize(item.tensor_data->properties.dtype));
+  return bytes ? *bytes : kNoStorageSize;
+}
+
 using FqnId = uint32_t;
 
 // What of an item's key the grouping pass needs, copied out of the item in
@@ -51,10 +63,13 @@ struct KeyPrefix {
 // Every item's KeyPrefix (by position), with an id per distinct fqn. Ranks
 // usually list the same fqns in the same order: an fqn equal to the one at
 // the same place in the previous plan, or to the previous item's (several
-// chunks of one tensor), takes that id without hashing the string.
-std::vector<KeyPrefix> KeyPrefixes(const std::vector<SavePlan>& plans, size_t total_items, size_t* num_fqns) {
+// chunks of one tensor), takes that id without hashing the string. With
+// `storage_sizes`, also appends every item's StorageSizeOrNone to it.
+std::vector<KeyPrefix> KeyPrefixes(const std::vector<SavePlan>& plans, size_t total_items, size_t* num_fqns,
+                                   std::vector<int64_t>* storage_sizes) {
   std::vector<KeyPrefix> prefixes;
   prefixes.reserve(total_items);  // not value-initialized: each is written once
+  if (storage_sizes != nullptr) storage_sizes->reserve(total_items);
   absl::flat_hash_map<absl::string_view, FqnId> id_of;
   size_t previous_start = 0;
   size_t start = 0;
@@ -77,6 +92,7 @@ std::vector<KeyPrefix> KeyPrefixes(const std::vector<SavePlan>& plans, size_t to
         prefix.dims = static_cast<int32_t>(std::min<size_t>(offset.size(), std::numeric_limits<int32_t>::max()));
         for (size_t d = 0; d < offset.size() && d < KeyPrefix::kHeadDims; ++d) prefix.head[d] = offset[d];
       }
+      if (storage_sizes != nullptr) storage_sizes->push_back(StorageSizeOrNone(items[i]));
     }
     previous_start = start;
     start += items.size();
@@ -153,9 +169,9 @@ class OffsetOrder {
 // of equal keys stays first); plans list a tensor's chunks rank by rank,
 // usually in offset order already, so most groups need no sort.
 std::vector<Position> FirstPositionsOfKeys(const std::vector<SavePlan>& plans, const std::vector<size_t>& plan_starts,
-                                           size_t total_items) {
+                                           size_t total_items, std::vector<int64_t>* storage_sizes) {
   size_t num_fqns = 0;
-  const std::vector<KeyPrefix> prefixes = KeyPrefixes(plans, total_items, &num_fqns);
+  const std::vector<KeyPrefix> prefixes = KeyPrefixes(plans, total_items, &num_fqns, storage_sizes);
   std::vector<size_t> group_starts;
   std::vector<Position> grouped = GroupByFqn(prefixes, num_fqns, group_starts);
   const OffsetOrder order(plans, plan_starts, prefixes);
@@ -210,7 +226,7 @@ void AssignKeys(const std::vector<SavePlan>& plans, const std::vector<Position>&
 
 }  // namespace
 
-absl::StatusOr<KeyTable> BuildKeyTable(const std::vector<SavePlan>& plans) {
+absl::StatusOr<KeyTable> BuildKeyTable(const std::vector<SavePlan>& plans, bool with_storage_sizes) {
   KeyTable table;
   table.plan_starts.reserve(plans.size() + 1);
   size_t total_items = 0;
@@ -224,7 +240,8 @@ absl::StatusOr<KeyTable> BuildKeyTable(const std::vector<SavePlan>& plans) {
     return absl::InvalidArgumentError(
         absl::StrCat("too many plans or items to deduplicate: ", plans.size(), " plans, ", total_items, " items"));
   }
-  AssignKeys(plans, FirstPositionsOfKeys(plans, table.plan_starts, total_items), table);
+  std::vector<int64_t>* storage_sizes = with_storage_sizes ? &table.storage_sizes : nullptr;
+  AssignKeys(plans, FirstPositionsOfKeys(plans, table.plan_starts, total_items, storage_sizes), table);
   return table;
 }
 
