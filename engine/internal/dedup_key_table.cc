@@ -47,6 +47,16 @@ int64_t StorageSizeOrNone(const WriteItem& item) {
   return bytes ? *bytes : kNoStorageSize;
 }
 
+// The pass over the items waits on memory: it prefetches items this many
+// items ahead (every line of them is read), and their fqns' characters half
+// as far.
+constexpr size_t kPrefetchDistance = 16;
+
+void PrefetchItem(const WriteItem& item) {
+  const char* data = reinterpret_cast<const char*>(&item);
+  for (size_t offset = 0; offset < sizeof(WriteItem); offset += 64) __builtin_prefetch(data + offset);
+}
+
 using FqnId = uint32_t;
 
 // What of an item's key the grouping pass needs, copied out of the item in
@@ -77,6 +87,8 @@ std::vector<KeyPrefix> KeyPrefixes(const std::vector<SavePlan>& plans, size_t to
     const std::vector<WriteItem>& items = plans[rank].items;
     const std::vector<WriteItem>* previous = rank == 0 ? nullptr : &plans[rank - 1].items;
     for (size_t i = 0; i < items.size(); ++i) {
+      if (i + kPrefetchDistance < items.size()) PrefetchItem(items[i + kPrefetchDistance]);
+      if (i + kPrefetchDistance / 2 < items.size()) __builtin_prefetch(items[i + kPrefetchDistance / 2].index.fqn.data());
       const MetadataIndex& index = items[i].index;
       KeyPrefix& prefix = prefixes.emplace_back();
       if (previous != nullptr && i < previous->size() && (*previous)[i].index.fqn == index.fqn) {
