@@ -30,6 +30,7 @@ using internal::Rank;
 // The first holder of `key` with the smallest load; holders are ascending, so
 // ties go to the lowest rank.
 Rank LeastLoadedHolder(const KeyTable& table, KeyId key, const std::vector<int64_t>& loads) {
+  if (table.holder_starts[key] == table.holder_starts[key + 1]) return table.keys[key].first_rank;  // one holder
   Rank best = table.holders[table.holder_starts[key]];
   for (size_t h = table.holder_starts[key] + 1; h < table.holder_starts[key + 1]; ++h) {
     const Rank rank = table.holders[h];
@@ -74,10 +75,12 @@ absl::StatusOr<int64_t> PyTorchWeight(const WriteItem& item) {
 // The PyTorch weight of `key`'s last item, from the storage size BuildKeyTable
 // gathered; the item itself is read only where that is missing (bytes items,
 // and sizes that do not fit: PyTorchWeight's error).
-absl::StatusOr<int64_t> KeyWeight(const KeyTable& table, KeyId key) {
+absl::StatusOr<int64_t> KeyWeight(const std::vector<SavePlan>& plans, const KeyTable& table, KeyId key) {
   const KeyInfo& info = table.keys[key];
   const int64_t bytes = table.storage_sizes[info.last_position];
-  if (bytes == internal::kNoStorageSize) return PyTorchWeight(*info.last_item);
+  if (bytes == internal::kNoStorageSize) {
+    return PyTorchWeight(internal::ItemAt(plans, table.plan_starts, info.last_position));
+  }
   return bytes == 0 ? 1 : bytes;
 }
 
@@ -86,7 +89,7 @@ absl::StatusOr<Choice> ChoosePyTorch(const std::vector<SavePlan>& plans, const K
   std::vector<int64_t> loads(plans.size(), 0);
   const KeyId num_keys = static_cast<KeyId>(table.keys.size());
   for (KeyId key = 0; key < num_keys; ++key) {
-    absl::StatusOr<int64_t> weight = KeyWeight(table, key);
+    absl::StatusOr<int64_t> weight = KeyWeight(plans, table, key);
     if (!weight.ok()) return weight.status();
     chosen[key] = LeastLoadedHolder(table, key, loads);
     absl::Status added = AddLoad(loads, chosen[key], *weight);

@@ -167,8 +167,7 @@ class OffsetOrder {
   // Rarely needed (keys of 3+ dims tying on their heads): found by a binary
   // search rather than a table of item pointers, 8 bytes per item.
   const std::optional<Shape>& Offset(Position position) const {
-    const size_t rank = std::upper_bound(plan_starts_.begin(), plan_starts_.end(), position) - plan_starts_.begin() - 1;
-    return plans_[rank].items[position - plan_starts_[rank]].index.offset;
+    return ItemAt(plans_, plan_starts_, position).index.offset;
   }
 
   const std::vector<SavePlan>& plans_;
@@ -210,6 +209,7 @@ void AssignKeys(const std::vector<SavePlan>& plans, const std::vector<Position>&
   table.item_keys.reserve(first_positions.size());
   Position position = 0;
   for (Rank rank = 0; rank < static_cast<Rank>(plans.size()); ++rank) {
+    const Position plan_start = position;
     for (const WriteItem& item : plans[rank].items) {
       const Position first = first_positions[position];
       KeyId key;
@@ -217,21 +217,20 @@ void AssignKeys(const std::vector<SavePlan>& plans, const std::vector<Position>&
         key = static_cast<KeyId>(table.keys.size());
         KeyInfo info;
         info.first_item = &item;
+        info.last_position = position;
         info.first_rank = rank;
+        info.holder_count = 1;
         table.keys.push_back(info);
       } else {
         key = table.item_keys[first];
-        const WriteItem& first_item = *table.keys[key].first_item;
-        if (!SameData(first_item, item)) NoteConflict(table, key, rank, item);
-      }
-      KeyInfo& info = table.keys[key];
-      info.last_item = &item;
-      info.last_position = position++;
-      if (info.last_counted_rank != rank) {
-        info.last_counted_rank = rank;
-        ++info.holder_count;
+        KeyInfo& info = table.keys[key];
+        if (!SameData(*info.first_item, item)) NoteConflict(table, key, rank, item);
+        // Seen last in an earlier plan: this plan is one more holder.
+        if (info.last_position < plan_start) ++info.holder_count;
+        info.last_position = position;
       }
       table.item_keys.push_back(key);
+      ++position;
     }
   }
 }
@@ -260,22 +259,31 @@ absl::StatusOr<KeyTable> BuildKeyTable(const std::vector<SavePlan>& plans, bool 
 // Fills holder_starts/holders (CSR layout: one allocation for all keys).
 void BuildHolderLists(KeyTable& table, size_t num_plans) {
   const size_t num_keys = table.keys.size();
-  table.holder_starts.assign(num_keys + 1, 0);
+  std::vector<Position>& starts = table.holder_starts;
+  starts.assign(num_keys + 1, 0);
   for (size_t k = 0; k < num_keys; ++k) {
-    table.holder_starts[k + 1] = table.holder_starts[k] + table.keys[k].holder_count;
+    const int32_t count = table.keys[k].holder_count;
+    starts[k + 1] = starts[k] + static_cast<Position>(count > 1 ? count : 0);
   }
-  table.holders.resize(table.holder_starts[num_keys]);
-  std::vector<size_t> cursor(table.holder_starts.begin(), table.holder_starts.end() - 1);
-  for (KeyInfo& info : table.keys) info.last_counted_rank = -1;
+  table.holders.resize(starts[num_keys]);
+  std::vector<Position> cursor(starts.begin(), starts.end() - 1);
   for (Rank rank = 0; rank < static_cast<Rank>(num_plans); ++rank) {
     for (size_t i = table.plan_starts[rank]; i < table.plan_starts[rank + 1]; ++i) {
       const KeyId key = table.item_keys[i];
-      KeyInfo& info = table.keys[key];
-      if (info.last_counted_rank == rank) continue;
-      info.last_counted_rank = rank;
-      table.holders[cursor[key]++] = rank;
+      if (starts[key] == starts[key + 1]) continue;  // one holder
+      Position& next = cursor[key];
+      // Ranks come in ascending order: a plan holding the key twice was
+      // just listed.
+      if (next > starts[key] && table.holders[next - 1] == rank) continue;
+      table.holders[next++] = rank;
     }
   }
+}
+
+const WriteItem& ItemAt(const std::vector<SavePlan>& plans, const std::vector<size_t>& plan_starts,
+                        Position position) {
+  const size_t rank = std::upper_bound(plan_starts.begin(), plan_starts.end(), position) - plan_starts.begin() - 1;
+  return plans[rank].items[position - plan_starts[rank]];
 }
 
 }  // namespace internal
