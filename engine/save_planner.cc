@@ -128,7 +128,9 @@ class GlobalPlanBuilder {
     size_t kept = 0;
     for (size_t i = 0; i < items.size(); ++i) {
       if (i + kPrefetchDistance < items.size()) PrefetchItem(items[i + kPrefetchDistance]);
-      if (i + kPrefetchDistance / 2 < items.size()) __builtin_prefetch(items[i + kPrefetchDistance / 2].index.fqn.data());
+      if (i + kPrefetchDistance / 2 < items.size()) {
+        __builtin_prefetch(items[i + kPrefetchDistance / 2].index.fqn.data());
+      }
       std::optional<std::string> error = AddItem(rank, i, items[i]);
       if (error) {
         ReportDropped(rank, i, items[i], *error);

@@ -88,7 +88,9 @@ std::vector<KeyPrefix> KeyPrefixes(const std::vector<SavePlan>& plans, size_t to
     const std::vector<WriteItem>* previous = rank == 0 ? nullptr : &plans[rank - 1].items;
     for (size_t i = 0; i < items.size(); ++i) {
       if (i + kPrefetchDistance < items.size()) PrefetchItem(items[i + kPrefetchDistance]);
-      if (i + kPrefetchDistance / 2 < items.size()) __builtin_prefetch(items[i + kPrefetchDistance / 2].index.fqn.data());
+      if (i + kPrefetchDistance / 2 < items.size()) {
+        __builtin_prefetch(items[i + kPrefetchDistance / 2].index.fqn.data());
+      }
       const MetadataIndex& index = items[i].index;
       KeyPrefix& prefix = prefixes.emplace_back();
       if (previous != nullptr && i < previous->size() && (*previous)[i].index.fqn == index.fqn) {
