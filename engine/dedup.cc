@@ -30,6 +30,7 @@ using internal::Rank;
 // The first holder of `key` with the smallest load; holders are ascending, so
 // ties go to the lowest rank.
 Rank LeastLoadedHolder(const KeyTable& table, KeyId key, const std::vector<int64_t>& loads) {
+  if (table.holder_starts[key] == table.holder_starts[key + 1]) return table.keys[key].first_rank;  // one holder
   Rank best = table.holders[table.holder_starts[key]];
   for (size_t h = table.holder_starts[key] + 1; h < table.holder_starts[key + 1]; ++h) {
     const Rank rank = table.holders[h];
@@ -71,16 +72,16 @@ absl::StatusOr<int64_t> PyTorchWeight(const WriteItem& item) {
   return *bytes == 0 ? 1 : *bytes;
 }
 
-// How many keys ahead ChoosePyTorch prefetches the global size it reads: the
-// items are read in position order, but a few cache lines apart each.
-constexpr KeyId kWeightPrefetchDistance = 16;
-
-// A hint only: the global size and the optional's flag (libstdc++ keeps the
-// value first, the flag last).
-void PrefetchGlobalSize(const WriteItem& item) {
-  const char* data = reinterpret_cast<const char*>(&item.tensor_data);
-  __builtin_prefetch(data + offsetof(TensorWriteData, size));
-  __builtin_prefetch(data + sizeof(item.tensor_data) - 1);
+// The PyTorch weight of `key`'s last item, from the storage size BuildKeyTable
+// gathered; the item itself is read only where that is missing (bytes items,
+// and sizes that do not fit: PyTorchWeight's error).
+absl::StatusOr<int64_t> KeyWeight(const std::vector<SavePlan>& plans, const KeyTable& table, KeyId key) {
+  const KeyInfo& info = table.keys[key];
+  const int64_t bytes = table.storage_sizes[info.last_position];
+  if (bytes == internal::kNoStorageSize) {
+    return PyTorchWeight(internal::ItemAt(plans, table.plan_starts, info.last_position));
+  }
+  return bytes == 0 ? 1 : bytes;
 }
 
 absl::StatusOr<Choice> ChoosePyTorch(const std::vector<SavePlan>& plans, const KeyTable& table) {
@@ -88,10 +89,7 @@ absl::StatusOr<Choice> ChoosePyTorch(const std::vector<SavePlan>& plans, const K
   std::vector<int64_t> loads(plans.size(), 0);
   const KeyId num_keys = static_cast<KeyId>(table.keys.size());
   for (KeyId key = 0; key < num_keys; ++key) {
-    if (key + kWeightPrefetchDistance < num_keys) {
-      PrefetchGlobalSize(*table.keys[key + kWeightPrefetchDistance].last_item);
-    }
-    absl::StatusOr<int64_t> weight = PyTorchWeight(*table.keys[key].last_item);
+    absl::StatusOr<int64_t> weight = KeyWeight(plans, table, key);
     if (!weight.ok()) return weight.status();
     chosen[key] = LeastLoadedHolder(table, key, loads);
     absl::Status added = AddLoad(loads, chosen[key], *weight);
@@ -233,7 +231,9 @@ absl::string_view DedupPolicyName(DedupPolicy policy) {
 }
 
 absl::StatusOr<DedupResult> DedupSavePlans(std::vector<SavePlan> plans, DedupPolicy policy) {
-  absl::StatusOr<KeyTable> table = BuildKeyTable(plans);
+  // The PyTorch weights (kBalanced compares with them) come from the storage
+  // sizes.
+  absl::StatusOr<KeyTable> table = BuildKeyTable(plans, policy != DedupPolicy::kLowestRank);
   if (!table.ok()) return table.status();
   absl::StatusOr<Choice> chosen;
   if (policy == DedupPolicy::kLowestRank) {

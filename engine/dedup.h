@@ -46,9 +46,11 @@ struct DedupResult {
 
 // Deduplicates `plans` (one per rank, index = rank). A plan holding one key
 // twice keeps both copies if it is chosen for that key and neither otherwise.
-// Conflicts are listed in key first-seen order. Cost: O(items) string
-// compares and at most one hash lookup per item to intern fqns (none for an
-// fqn at the same place as in the previous plan), a check that each fqn's
+// Conflicts are listed in key first-seen order. Cost: one sequential pass
+// over the items (fqn, offsets and, but for kLowestRank, global size), with
+// O(items) string compares and at most one hash lookup per item to intern
+// fqns (none for an fqn at the same place as in the previous plan); a check
+// that each fqn's
 // items come in offset order (on a compact copy of each item's first offset;
 // items are read again only on ties; a stable sort of those that do not), plus, for
 // kBalanced, a sort of the replicated keys. Error on arithmetic overflow of an item's size

@@ -105,8 +105,10 @@ absl::string_view EntryKindName(EntryKind kind) {
 }
 
 // Items are read a few cache lines each, in plan order, and the global plan
-// waits on memory: AddPlan prefetches this many items ahead.
-constexpr size_t kPrefetchDistance = 8;
+// waits on memory: AddPlan prefetches items this many items ahead, and the
+// characters of their fqns (a heap block each, found through the item) half
+// as far.
+constexpr size_t kPrefetchDistance = 16;
 
 // A hint only: every cache line of `item` (its fqn, index, type and tensor
 // data are all read).
@@ -126,6 +128,9 @@ class GlobalPlanBuilder {
     size_t kept = 0;
     for (size_t i = 0; i < items.size(); ++i) {
       if (i + kPrefetchDistance < items.size()) PrefetchItem(items[i + kPrefetchDistance]);
+      if (i + kPrefetchDistance / 2 < items.size()) {
+        __builtin_prefetch(items[i + kPrefetchDistance / 2].index.fqn.data());
+      }
       std::optional<std::string> error = AddItem(rank, i, items[i]);
       if (error) {
         ReportDropped(rank, i, items[i], *error);

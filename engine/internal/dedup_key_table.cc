@@ -13,6 +13,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "engine/box.h"
+#include "engine/dtype.h"
+#include "engine/internal/checked_math.h"
 
 namespace dcplan {
 namespace internal {
@@ -35,6 +38,25 @@ void NoteConflict(KeyTable& table, KeyId key, Rank rank, const WriteItem& item) 
   if (holders.empty() || holders.back().rank != rank) holders.push_back({rank, &item});
 }
 
+// tensor_storage_size() of `item` without its Status, or kNoStorageSize.
+int64_t StorageSizeOrNone(const WriteItem& item) {
+  if (!item.tensor_data) return kNoStorageSize;
+  const std::optional<int64_t> numel = CheckedShapeVolume(item.tensor_data->size);
+  if (!numel) return kNoStorageSize;
+  const std::optional<int64_t> bytes = CheckedMul(*numel, ElementSize(item.tensor_data->properties.dtype));
+  return bytes ? *bytes : kNoStorageSize;
+}
+
+// The pass over the items waits on memory: it prefetches items this many
+// items ahead (every line of them is read), and their fqns' characters half
+// as far.
+constexpr size_t kPrefetchDistance = 16;
+
+void PrefetchItem(const WriteItem& item) {
+  const char* data = reinterpret_cast<const char*>(&item);
+  for (size_t offset = 0; offset < sizeof(WriteItem); offset += 64) __builtin_prefetch(data + offset);
+}
+
 using FqnId = uint32_t;
 
 // What of an item's key the grouping pass needs, copied out of the item in
@@ -51,10 +73,13 @@ struct KeyPrefix {
 // Every item's KeyPrefix (by position), with an id per distinct fqn. Ranks
 // usually list the same fqns in the same order: an fqn equal to the one at
 // the same place in the previous plan, or to the previous item's (several
-// chunks of one tensor), takes that id without hashing the string.
-std::vector<KeyPrefix> KeyPrefixes(const std::vector<SavePlan>& plans, size_t total_items, size_t* num_fqns) {
+// chunks of one tensor), takes that id without hashing the string. With
+// `storage_sizes`, also appends every item's StorageSizeOrNone to it.
+std::vector<KeyPrefix> KeyPrefixes(const std::vector<SavePlan>& plans, size_t total_items, size_t* num_fqns,
+                                   std::vector<int64_t>* storage_sizes) {
   std::vector<KeyPrefix> prefixes;
   prefixes.reserve(total_items);  // not value-initialized: each is written once
+  if (storage_sizes != nullptr) storage_sizes->reserve(total_items);
   absl::flat_hash_map<absl::string_view, FqnId> id_of;
   size_t previous_start = 0;
   size_t start = 0;
@@ -62,6 +87,10 @@ std::vector<KeyPrefix> KeyPrefixes(const std::vector<SavePlan>& plans, size_t to
     const std::vector<WriteItem>& items = plans[rank].items;
     const std::vector<WriteItem>* previous = rank == 0 ? nullptr : &plans[rank - 1].items;
     for (size_t i = 0; i < items.size(); ++i) {
+      if (i + kPrefetchDistance < items.size()) PrefetchItem(items[i + kPrefetchDistance]);
+      if (i + kPrefetchDistance / 2 < items.size()) {
+        __builtin_prefetch(items[i + kPrefetchDistance / 2].index.fqn.data());
+      }
       const MetadataIndex& index = items[i].index;
       KeyPrefix& prefix = prefixes.emplace_back();
       if (previous != nullptr && i < previous->size() && (*previous)[i].index.fqn == index.fqn) {
@@ -77,6 +106,7 @@ std::vector<KeyPrefix> KeyPrefixes(const std::vector<SavePlan>& plans, size_t to
         prefix.dims = static_cast<int32_t>(std::min<size_t>(offset.size(), std::numeric_limits<int32_t>::max()));
         for (size_t d = 0; d < offset.size() && d < KeyPrefix::kHeadDims; ++d) prefix.head[d] = offset[d];
       }
+      if (storage_sizes != nullptr) storage_sizes->push_back(StorageSizeOrNone(items[i]));
     }
     previous_start = start;
     start += items.size();
@@ -139,8 +169,7 @@ class OffsetOrder {
   // Rarely needed (keys of 3+ dims tying on their heads): found by a binary
   // search rather than a table of item pointers, 8 bytes per item.
   const std::optional<Shape>& Offset(Position position) const {
-    const size_t rank = std::upper_bound(plan_starts_.begin(), plan_starts_.end(), position) - plan_starts_.begin() - 1;
-    return plans_[rank].items[position - plan_starts_[rank]].index.offset;
+    return ItemAt(plans_, plan_starts_, position).index.offset;
   }
 
   const std::vector<SavePlan>& plans_;
@@ -153,9 +182,9 @@ class OffsetOrder {
 // of equal keys stays first); plans list a tensor's chunks rank by rank,
 // usually in offset order already, so most groups need no sort.
 std::vector<Position> FirstPositionsOfKeys(const std::vector<SavePlan>& plans, const std::vector<size_t>& plan_starts,
-                                           size_t total_items) {
+                                           size_t total_items, std::vector<int64_t>* storage_sizes) {
   size_t num_fqns = 0;
-  const std::vector<KeyPrefix> prefixes = KeyPrefixes(plans, total_items, &num_fqns);
+  const std::vector<KeyPrefix> prefixes = KeyPrefixes(plans, total_items, &num_fqns, storage_sizes);
   std::vector<size_t> group_starts;
   std::vector<Position> grouped = GroupByFqn(prefixes, num_fqns, group_starts);
   const OffsetOrder order(plans, plan_starts, prefixes);
@@ -182,6 +211,7 @@ void AssignKeys(const std::vector<SavePlan>& plans, const std::vector<Position>&
   table.item_keys.reserve(first_positions.size());
   Position position = 0;
   for (Rank rank = 0; rank < static_cast<Rank>(plans.size()); ++rank) {
+    const Position plan_start = position;
     for (const WriteItem& item : plans[rank].items) {
       const Position first = first_positions[position];
       KeyId key;
@@ -189,28 +219,27 @@ void AssignKeys(const std::vector<SavePlan>& plans, const std::vector<Position>&
         key = static_cast<KeyId>(table.keys.size());
         KeyInfo info;
         info.first_item = &item;
+        info.last_position = position;
         info.first_rank = rank;
+        info.holder_count = 1;
         table.keys.push_back(info);
       } else {
         key = table.item_keys[first];
-        const WriteItem& first_item = *table.keys[key].first_item;
-        if (!SameData(first_item, item)) NoteConflict(table, key, rank, item);
-      }
-      KeyInfo& info = table.keys[key];
-      info.last_item = &item;
-      info.last_position = position++;
-      if (info.last_counted_rank != rank) {
-        info.last_counted_rank = rank;
-        ++info.holder_count;
+        KeyInfo& info = table.keys[key];
+        if (!SameData(*info.first_item, item)) NoteConflict(table, key, rank, item);
+        // Seen last in an earlier plan: this plan is one more holder.
+        if (info.last_position < plan_start) ++info.holder_count;
+        info.last_position = position;
       }
       table.item_keys.push_back(key);
+      ++position;
     }
   }
 }
 
 }  // namespace
 
-absl::StatusOr<KeyTable> BuildKeyTable(const std::vector<SavePlan>& plans) {
+absl::StatusOr<KeyTable> BuildKeyTable(const std::vector<SavePlan>& plans, bool with_storage_sizes) {
   KeyTable table;
   table.plan_starts.reserve(plans.size() + 1);
   size_t total_items = 0;
@@ -224,29 +253,39 @@ absl::StatusOr<KeyTable> BuildKeyTable(const std::vector<SavePlan>& plans) {
     return absl::InvalidArgumentError(
         absl::StrCat("too many plans or items to deduplicate: ", plans.size(), " plans, ", total_items, " items"));
   }
-  AssignKeys(plans, FirstPositionsOfKeys(plans, table.plan_starts, total_items), table);
+  std::vector<int64_t>* storage_sizes = with_storage_sizes ? &table.storage_sizes : nullptr;
+  AssignKeys(plans, FirstPositionsOfKeys(plans, table.plan_starts, total_items, storage_sizes), table);
   return table;
 }
 
 // Fills holder_starts/holders (CSR layout: one allocation for all keys).
 void BuildHolderLists(KeyTable& table, size_t num_plans) {
   const size_t num_keys = table.keys.size();
-  table.holder_starts.assign(num_keys + 1, 0);
+  std::vector<Position>& starts = table.holder_starts;
+  starts.assign(num_keys + 1, 0);
   for (size_t k = 0; k < num_keys; ++k) {
-    table.holder_starts[k + 1] = table.holder_starts[k] + table.keys[k].holder_count;
+    const int32_t count = table.keys[k].holder_count;
+    starts[k + 1] = starts[k] + static_cast<Position>(count > 1 ? count : 0);
   }
-  table.holders.resize(table.holder_starts[num_keys]);
-  std::vector<size_t> cursor(table.holder_starts.begin(), table.holder_starts.end() - 1);
-  for (KeyInfo& info : table.keys) info.last_counted_rank = -1;
+  table.holders.resize(starts[num_keys]);
+  std::vector<Position> cursor(starts.begin(), starts.end() - 1);
   for (Rank rank = 0; rank < static_cast<Rank>(num_plans); ++rank) {
     for (size_t i = table.plan_starts[rank]; i < table.plan_starts[rank + 1]; ++i) {
       const KeyId key = table.item_keys[i];
-      KeyInfo& info = table.keys[key];
-      if (info.last_counted_rank == rank) continue;
-      info.last_counted_rank = rank;
-      table.holders[cursor[key]++] = rank;
+      if (starts[key] == starts[key + 1]) continue;  // one holder
+      Position& next = cursor[key];
+      // Ranks come in ascending order: a plan holding the key twice was
+      // just listed.
+      if (next > starts[key] && table.holders[next - 1] == rank) continue;
+      table.holders[next++] = rank;
     }
   }
+}
+
+const WriteItem& ItemAt(const std::vector<SavePlan>& plans, const std::vector<size_t>& plan_starts,
+                        Position position) {
+  const size_t rank = std::upper_bound(plan_starts.begin(), plan_starts.end(), position) - plan_starts.begin() - 1;
+  return plans[rank].items[position - plan_starts[rank]];
 }
 
 }  // namespace internal

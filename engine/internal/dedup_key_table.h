@@ -22,17 +22,16 @@ using KeyId = int32_t;
 // 2^31 items: checked).
 using Position = uint32_t;
 
-// Facts about one item key, gathered in one pass over every plan.
+// Facts about one item key, gathered in one pass over every plan. Kept
+// small (24 bytes): there is about one key per item, written to memory not
+// in the cache.
 struct KeyInfo {
   const WriteItem* first_item = nullptr;
-  // The last appearance and its position: PyTorch's `item_of` keeps the last
-  // one.
-  const WriteItem* last_item = nullptr;
+  // The position of the last appearance (ItemAt): PyTorch's `item_of` keeps
+  // the last one.
   Position last_position = 0;
   Rank first_rank = 0;
-  // Last rank counted in holder_count: a plan holding the key twice is one
-  // holder.
-  Rank last_counted_rank = -1;
+  // Plans holding the key (a plan holding it twice is one holder).
   int32_t holder_count = 0;
 };
 
@@ -42,13 +41,24 @@ struct ConflictingHolder {
   const WriteItem* item;
 };
 
+// In KeyTable::storage_sizes: no storage size (a bytes item, or one whose
+// size is not a valid int64: its item tells why).
+constexpr int64_t kNoStorageSize = -1;
+
 struct KeyTable {
   std::vector<KeyInfo> keys;  // in first-seen order (key ids)
   // Key id of every item; plan p's items are at [plan_starts[p], plan_starts[p + 1]).
   std::vector<KeyId> item_keys;
   std::vector<size_t> plan_starts;
-  // Holders of key k, ascending: holders[holder_starts[k] .. holder_starts[k + 1]).
-  std::vector<size_t> holder_starts;
+  // By position, when asked for: the item's tensor_storage_size() (global
+  // size x element size, never negative) or kNoStorageSize. Gathered in the
+  // pass that reads the items anyway: the PyTorch policy weighs every key by
+  // it, and reading it there, item after item, was a cache miss per key.
+  std::vector<int64_t> storage_sizes;
+  // Holders of key k, ascending: holders[holder_starts[k] .. holder_starts[k + 1]),
+  // for replicated keys only: a key with one holder (most keys of sharded
+  // plans) has an empty range, its holder is first_rank.
+  std::vector<Position> holder_starts;
   std::vector<Rank> holders;
   // Keys with a conflict, in order of detection, and their differing holders.
   std::vector<KeyId> conflict_order;
@@ -58,12 +68,17 @@ struct KeyTable {
 // The key of every item of `plans` (one per rank), keys in first-seen order
 // (rank 0's items first, each plan in item order), and conflicts: items
 // sharing a key that differ in type, chunk sizes, dtype or global size.
-// Holder lists are left empty (BuildHolderLists). Error for more than
-// 2^31 - 1 plans or items. Cost: see DedupSavePlans.
-absl::StatusOr<KeyTable> BuildKeyTable(const std::vector<SavePlan>& plans);
+// Holder lists are left empty (BuildHolderLists); storage_sizes is filled
+// only with `with_storage_sizes`. Error for more than 2^31 - 1 plans or
+// items. Cost: see DedupSavePlans.
+absl::StatusOr<KeyTable> BuildKeyTable(const std::vector<SavePlan>& plans, bool with_storage_sizes);
 
 // Fills holder_starts/holders (CSR layout: one allocation for all keys).
 void BuildHolderLists(KeyTable& table, size_t num_plans);
+
+// The item at `position` (a binary search over the plan starts).
+const WriteItem& ItemAt(const std::vector<SavePlan>& plans, const std::vector<size_t>& plan_starts,
+                        Position position);
 
 }  // namespace internal
 }  // namespace dcplan

@@ -10,7 +10,8 @@
 // dimension (stable_order.h) and A the number of chunks the sweep keeps
 // active at once;
 // O(C) for chunks listed in start order along a dimension in which they are
-// disjoint (row or column splits). Without candidates (a valid rank-2
+// disjoint (row or column splits), and for rank 1 and 2 no sort then either
+// (one pass over the chunks per dimension). Without candidates (a valid rank-2
 // layout: see OverlappingPairs), a first pass proves there are none in
 // O(C log_64 C) after the sorts and the sweep proper does not run.
 // For rank 3 and more, DisjointByCuts (disjoint_by_cuts.h) runs first: a
@@ -42,8 +43,17 @@ class FlatBoxes {
 
   // Adds chunk `id` if it takes part in the overlap check.
   void Add(int64_t id, const ChunkBox& chunk);
-  // Adds chunk `id`, known to take part in the overlap check.
-  void AddTakingPart(int64_t id, const ChunkBox& chunk);
+  // Adds chunk `id`, known to take part in the overlap check. Inline: it
+  // runs for every chunk validated.
+  void AddTakingPart(int64_t id, const ChunkBox& chunk) {
+    ids_.push_back(id);
+    const int64_t* offsets = chunk.offsets.data();
+    const int64_t* extents = chunk.sizes.data();
+    for (size_t d = 0; d < rank_; ++d) {
+      starts_.push_back(offsets[d]);
+      sizes_.push_back(extents[d]);
+    }
+  }
 
   size_t size() const { return ids_.size(); }
   size_t rank() const { return rank_; }
