@@ -10,7 +10,10 @@
 // folds run on two 128-bit blocks per instruction, eight 256-bit
 // accumulators (256 bytes) per step, so that enough multiplications are in
 // flight to hide their latency; the accumulators are then folded into one
-// 128-bit block and finished as above.
+// 128-bit block and finished as above. With AVX-512, eight 512-bit
+// accumulators (512 bytes) per step, the three XORs of a fold in one
+// ternary-logic instruction, and the accumulators folded onto the last one
+// in parallel (each by its own distance) rather than one after another.
 //
 // Crc32Combine works on the CRC register as a polynomial (reflected: bit 31
 // is the coefficient of x^0): appending n bytes multiplies the register by
@@ -214,25 +217,107 @@ __attribute__((target("avx2,vpclmulqdq,pclmul,sse4.1"))) uint32_t VpclmulCrc(uin
   return FinishFolds(folded, p, size, by_128);
 }
 
-enum class Implementation { kTable, kPclmul, kVpclmul };
+constexpr int kWide512Accumulators = 8;
+constexpr size_t kWide512StepBytes = kWide512Accumulators * 64;
 
-Implementation Detect() {
-  if (HasVpclmul()) return Implementation::kVpclmul;
-  if (HasPclmul()) return Implementation::kPclmul;
-  return Implementation::kTable;
+bool HasAvx512Vpclmul() {
+  if (!HasVpclmul()) return false;  // also checks OSXSAVE, AVX2 and PCLMULQDQ
+  unsigned xcr0_low, xcr0_high;
+  __asm__("xgetbv" : "=a"(xcr0_low), "=d"(xcr0_high) : "c"(0));
+  if ((xcr0_low & 0xE6) != 0xE6) return false;  // the OS saves opmask and ZMM state too
+  unsigned eax, ebx, ecx, edx;
+  if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) return false;
+  constexpr unsigned kAvx512f = 1u << 16, kAvx512vl = 1u << 31;
+  return (ebx & kAvx512f) != 0 && (ebx & kAvx512vl) != 0;
+}
+
+#define DCPLAN_AVX512_TARGET __attribute__((target("avx512f,avx512vl,vpclmulqdq,avx2,pclmul,sse4.1")))
+
+// block * constants (both halves) + next, in two multiplications and one
+// three-way XOR.
+DCPLAN_AVX512_TARGET inline __m512i Fold512(__m512i block, __m512i constants, __m512i next) {
+  return _mm512_ternarylogic_epi64(_mm512_clmulepi64_epi128(block, constants, 0x00),
+                                   _mm512_clmulepi64_epi128(block, constants, 0x11), next, 0x96);
+}
+
+DCPLAN_AVX512_TARGET inline __m512i Load512(const unsigned char* p) { return _mm512_loadu_si512(p); }
+
+struct Fold512Constants {
+  __m512i by_step;
+  // by_accumulator[i]: accumulator i folded onto the last one, (7 - i) * 64 bytes on.
+  __m512i by_accumulator[kWide512Accumulators - 1];
+  // by_lane[j]: 128-bit lane j of the last accumulator onto its lane 3, (3 - j) * 16 bytes on.
+  __m128i by_lane[3];
+};
+
+DCPLAN_AVX512_TARGET Fold512Constants MakeFold512Constants() {
+  Fold512Constants constants;
+  constants.by_step = _mm512_broadcast_i32x4(MakeFold(static_cast<int>(kWide512StepBytes * 8)));
+  for (int i = 0; i + 1 < kWide512Accumulators; ++i) {
+    constants.by_accumulator[i] = _mm512_broadcast_i32x4(MakeFold((kWide512Accumulators - 1 - i) * 64 * 8));
+  }
+  for (int j = 0; j < 3; ++j) constants.by_lane[j] = MakeFold((3 - j) * 16 * 8);
+  return constants;
+}
+
+// Needs size >= kWide512StepBytes.
+DCPLAN_AVX512_TARGET uint32_t Vpclmul512Crc(uint32_t crc, const unsigned char* p, size_t size) {
+  static const Fold512Constants constants = MakeFold512Constants();
+  __m512i x[kWide512Accumulators];
+  for (int i = 0; i < kWide512Accumulators; ++i) x[i] = Load512(p + 64 * i);
+  x[0] = _mm512_xor_si512(x[0], _mm512_zextsi128_si512(_mm_cvtsi32_si128(static_cast<int>(crc))));
+  p += kWide512StepBytes;
+  size -= kWide512StepBytes;
+  while (size >= kWide512StepBytes) {
+    for (int i = 0; i < kWide512Accumulators; ++i) x[i] = Fold512(x[i], constants.by_step, Load512(p + 64 * i));
+    p += kWide512StepBytes;
+    size -= kWide512StepBytes;
+  }
+  __m512i last = x[kWide512Accumulators - 1];
+  for (int i = 0; i + 1 < kWide512Accumulators; ++i) last = Fold512(x[i], constants.by_accumulator[i], last);
+  __m128i folded = _mm512_extracti32x4_epi32(last, 3);
+  folded = _mm_ternarylogic_epi64(Fold(_mm512_castsi512_si128(last), constants.by_lane[0]),
+                                  Fold(_mm512_extracti32x4_epi32(last, 1), constants.by_lane[1]), folded, 0x96);
+  folded = _mm_xor_si128(Fold(_mm512_extracti32x4_epi32(last, 2), constants.by_lane[2]), folded);
+  return FinishFolds(folded, p, size, Constants().by_128);
+}
+
+#undef DCPLAN_AVX512_TARGET
+
+Crc32Path Detect() {
+  if (HasAvx512Vpclmul()) return Crc32Path::kVpclmul512;
+  if (HasVpclmul()) return Crc32Path::kVpclmul256;
+  if (HasPclmul()) return Crc32Path::kPclmul128;
+  return Crc32Path::kTable;
+}
+
+// The register after `size` more bytes, with `path` if it can take them.
+uint32_t RawCrc(Crc32Path path, uint32_t crc, const unsigned char* p, size_t size) {
+  switch (path) {
+    case Crc32Path::kVpclmul512:
+      if (size >= kWide512StepBytes) return Vpclmul512Crc(crc, p, size);
+      [[fallthrough]];
+    case Crc32Path::kVpclmul256:
+      if (size >= kWideStepBytes) return VpclmulCrc(crc, p, size);
+      [[fallthrough]];
+    case Crc32Path::kPclmul128:
+      if (size >= 64) return PclmulCrc(crc, p, size);
+      [[fallthrough]];
+    case Crc32Path::kTable:
+      break;
+  }
+  return RawTableCrc(crc, p, size);
 }
 
 #else
 
-enum class Implementation { kTable };
-Implementation Detect() { return Implementation::kTable; }
+Crc32Path Detect() { return Crc32Path::kTable; }
+uint32_t RawCrc(Crc32Path, uint32_t crc, const unsigned char* p, size_t size) { return RawTableCrc(crc, p, size); }
 
 #endif  // __x86_64__
 
-Implementation Chosen() {
-  static const Implementation chosen = Detect();
-  return chosen;
-}
+// Paths up to the detected one are available: each detection implies the next one down.
+bool Available(Crc32Path path) { return static_cast<int>(path) <= static_cast<int>(Crc32ChosenPath()); }
 
 // The CRC register as a polynomial (reflected) times x, mod P.
 uint32_t TimesX(uint32_t v) { return (v & 1) ? (v >> 1) ^ kReflectedPolynomial : v >> 1; }
@@ -255,40 +340,33 @@ uint32_t Crc32Portable(uint32_t crc, const void* data, size_t size) {
   return ~RawTableCrc(~crc, static_cast<const unsigned char*>(data), size);
 }
 
-uint32_t Crc32Pclmul(uint32_t crc, const void* data, size_t size) {
-#if defined(__x86_64__)
-  static const bool has_pclmul = HasPclmul();
-  if (has_pclmul && size >= 64) return ~PclmulCrc(~crc, static_cast<const unsigned char*>(data), size);
-#endif
-  return Crc32Portable(crc, data, size);
+Crc32Path Crc32ChosenPath() {
+  static const Crc32Path chosen = Detect();
+  return chosen;
+}
+
+bool Crc32PathAvailable(Crc32Path path) { return Available(path); }
+
+uint32_t Crc32With(Crc32Path path, uint32_t crc, const void* data, size_t size) {
+  if (!Available(path)) path = Crc32Path::kTable;
+  return ~RawCrc(path, ~crc, static_cast<const unsigned char*>(data), size);
 }
 
 uint32_t Crc32(uint32_t crc, const void* data, size_t size) {
-#if defined(__x86_64__)
-  const Implementation chosen = Chosen();
-  if (chosen == Implementation::kVpclmul && size >= kWideStepBytes) {
-    return ~VpclmulCrc(~crc, static_cast<const unsigned char*>(data), size);
-  }
-  if (chosen != Implementation::kTable && size >= 64) {
-    return ~PclmulCrc(~crc, static_cast<const unsigned char*>(data), size);
-  }
-#endif
-  return Crc32Portable(crc, data, size);
+  return ~RawCrc(Crc32ChosenPath(), ~crc, static_cast<const unsigned char*>(data), size);
 }
 
-const char* Crc32Implementation() {
-  switch (Chosen()) {
-#if defined(__x86_64__)
-    case Implementation::kVpclmul:
-      return "vpclmulqdq-256";
-    case Implementation::kPclmul:
-      return "pclmulqdq-128";
-#endif
-    case Implementation::kTable:
-      break;
+const char* Crc32PathName(Crc32Path path) {
+  switch (path) {
+    case Crc32Path::kVpclmul512: return "vpclmulqdq-512";
+    case Crc32Path::kVpclmul256: return "vpclmulqdq-256";
+    case Crc32Path::kPclmul128: return "pclmulqdq-128";
+    case Crc32Path::kTable: break;
   }
   return "table";
 }
+
+const char* Crc32Implementation() { return Crc32PathName(Crc32ChosenPath()); }
 
 uint32_t Crc32Around(const void* before, size_t before_size, uint32_t middle_crc, uint64_t middle_size,
                      const void* after, size_t after_size) {

@@ -15,21 +15,31 @@
 
 namespace dcplan::internal {
 
-// Folds 256 bits at a time with VPCLMULQDQ when the CPU (and OS) support
-// AVX2 and VPCLMULQDQ, else 128 bits with PCLMULQDQ (x86-64), else tables
-// eight bytes at a time. The choice is made once, at the first call.
+// Folds 512 bits at a time with VPCLMULQDQ on AVX-512 registers when the
+// CPU (and OS) support AVX-512F/VL and VPCLMULQDQ, else 256 bits on AVX2
+// registers, else 128 bits with PCLMULQDQ (x86-64), else tables eight bytes
+// at a time. The choice is made once, at the first call.
 uint32_t Crc32(uint32_t crc, const void* data, size_t size);
 
-// The table-driven algorithm alone (same result as Crc32): the reference
-// the fast paths are tested against.
+// The ways Crc32 can compute, fastest last.
+enum class Crc32Path { kTable, kPclmul128, kVpclmul256, kVpclmul512 };
+
+// Whether this CPU (and OS) can run `path`; kTable always.
+bool Crc32PathAvailable(Crc32Path path);
+
+// Crc32 computed with `path` (same result), for tests and benchmarks: the
+// table algorithm where the CPU lacks the path, or for inputs too short for
+// it.
+uint32_t Crc32With(Crc32Path path, uint32_t crc, const void* data, size_t size);
+
+// The table-driven algorithm alone: the reference the fast paths are tested
+// against.
 uint32_t Crc32Portable(uint32_t crc, const void* data, size_t size);
 
-// The 128-bit PCLMULQDQ path alone, for tests and benchmarks; the portable
-// algorithm where the CPU lacks it.
-uint32_t Crc32Pclmul(uint32_t crc, const void* data, size_t size);
-
-// Which implementation Crc32 uses on this CPU: "vpclmulqdq-256",
-// "pclmulqdq-128" or "table".
+// Which path Crc32 uses on this CPU, and the paths' names:
+// "vpclmulqdq-512", "vpclmulqdq-256", "pclmulqdq-128" or "table".
+Crc32Path Crc32ChosenPath();
+const char* Crc32PathName(Crc32Path path);
 const char* Crc32Implementation();
 
 // The CRC-32 of the concatenation a + b from crc_a = Crc32(0, a),

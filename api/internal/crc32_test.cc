@@ -1,6 +1,7 @@
 #include "api/internal/crc32.h"
 
 #include <cstdint>
+#include <iostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -36,7 +37,10 @@ TEST(Crc32Test, PortableMatchesTheDefinition) {
   }
 }
 
-TEST(Crc32Test, FastPathsMatchThePortableOneOnRandomLengthsAndAlignments) {
+constexpr Crc32Path kAllPaths[] = {Crc32Path::kTable, Crc32Path::kPclmul128, Crc32Path::kVpclmul256,
+                                    Crc32Path::kVpclmul512};
+
+TEST(Crc32Test, EveryPathMatchesThePortableOneOnRandomLengthsAndAlignments) {
   std::mt19937_64 rng(2);
   const std::string bytes = RandomBytes((size_t{1} << 20) + 4096, rng);
   std::uniform_int_distribution<size_t> start(0, 63);
@@ -49,13 +53,30 @@ TEST(Crc32Test, FastPathsMatchThePortableOneOnRandomLengthsAndAlignments) {
     const uint32_t crc = round % 2 == 0 ? 0 : initial(rng);
     const uint32_t expected = Crc32Portable(crc, bytes.data() + at, n);
     ASSERT_EQ(Crc32(crc, bytes.data() + at, n), expected) << "at " << at << " size " << n;
-    ASSERT_EQ(Crc32Pclmul(crc, bytes.data() + at, n), expected) << "at " << at << " size " << n;
+    for (Crc32Path path : kAllPaths) {
+      ASSERT_EQ(Crc32With(path, crc, bytes.data() + at, n), expected)
+          << Crc32PathName(path) << " at " << at << " size " << n;
+    }
   }
-  // Every size around the paths' thresholds (64 and 256 bytes) and step multiples.
-  for (size_t n = 0; n <= 1100; ++n) {
-    ASSERT_EQ(Crc32(0, bytes.data() + 3, n), Crc32Portable(0, bytes.data() + 3, n)) << n;
+  // Every size around the paths' thresholds (64, 256 and 512 bytes) and step multiples.
+  for (size_t n = 0; n <= 2100; ++n) {
+    for (Crc32Path path : kAllPaths) {
+      ASSERT_EQ(Crc32With(path, 0x12345678u, bytes.data() + 3, n), Crc32Portable(0x12345678u, bytes.data() + 3, n))
+          << Crc32PathName(path) << " size " << n;
+    }
   }
-  EXPECT_STRNE(Crc32Implementation(), "");
+}
+
+TEST(Crc32Test, PathsAvailableHereAreNamedAndTheChosenOneIsTheFastest) {
+  EXPECT_TRUE(Crc32PathAvailable(Crc32Path::kTable));
+  const Crc32Path chosen = Crc32ChosenPath();
+  EXPECT_TRUE(Crc32PathAvailable(chosen));
+  EXPECT_STREQ(Crc32Implementation(), Crc32PathName(chosen));
+  for (Crc32Path path : kAllPaths) {
+    EXPECT_EQ(Crc32PathAvailable(path), static_cast<int>(path) <= static_cast<int>(chosen)) << Crc32PathName(path);
+  }
+  // Which fast paths this run really exercised, in the test log.
+  std::cout << "Crc32 on this CPU: " << Crc32Implementation() << "\n";
 }
 
 TEST(Crc32Test, CombineEqualsTheCrcOfTheConcatenationOverRandomSplits) {

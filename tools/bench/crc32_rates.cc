@@ -14,10 +14,9 @@
 namespace dcplan::bench {
 namespace {
 
-using CrcFunction = uint32_t (*)(uint32_t, const void*, size_t);
-
 // GB/s of `crc` over `bytes`, best of 5 runs of at least `total` bytes each.
-double Rate(CrcFunction crc, const std::string& bytes, size_t total) {
+template <typename CrcFunction>
+double Rate(const CrcFunction& crc, const std::string& bytes, size_t total) {
   const size_t passes = std::max<size_t>(1, total / bytes.size());
   double best = 0;
   volatile uint32_t sink = 0;
@@ -39,21 +38,18 @@ void PrintCrc32Rates(std::ostream& out) {
   std::string in_memory(size_t{256} << 20, '\0');
   for (size_t i = 0; i < in_memory.size(); ++i) in_memory[i] = static_cast<char>((i * 2654435761u) >> 11);
   std::copy_n(in_memory.begin(), in_cache.size(), in_cache.begin());
-  struct Path {
-    const char* name;
-    CrcFunction crc;
-    size_t total;
-  };
-  const std::vector<Path> paths = {
-      {"Crc32 (the path in use)", &internal::Crc32, size_t{2} << 30},
-      {"Crc32Pclmul (128-bit fold)", &internal::Crc32Pclmul, size_t{1} << 30},
-      {"Crc32Portable (tables)", &internal::Crc32Portable, size_t{128} << 20},
-  };
   out << absl::StrFormat("CRC-32 on this CPU (Crc32 uses %s), GB/s, best of 5:\n\n", internal::Crc32Implementation());
   out << "| implementation | 256 KiB buffer (in L2) | 256 MiB buffer (from memory) |\n|---|---:|---:|\n";
-  for (const Path& path : paths) {
-    out << absl::StrFormat("| %s | %.1f | %.1f |\n", path.name, Rate(path.crc, in_cache, path.total),
-                           Rate(path.crc, in_memory, std::max(path.total, in_memory.size())));
+  for (internal::Crc32Path path : {internal::Crc32Path::kVpclmul512, internal::Crc32Path::kVpclmul256,
+                                   internal::Crc32Path::kPclmul128, internal::Crc32Path::kTable}) {
+    if (!internal::Crc32PathAvailable(path)) continue;
+    const size_t total = path == internal::Crc32Path::kTable ? size_t{128} << 20 : size_t{2} << 30;
+    auto crc = [path](uint32_t value, const void* data, size_t size) {
+      return internal::Crc32With(path, value, data, size);
+    };
+    out << absl::StrFormat("| %s%s | %.1f | %.1f |\n", internal::Crc32PathName(path),
+                           path == internal::Crc32ChosenPath() ? " (in use)" : "", Rate(crc, in_cache, total),
+                           Rate(crc, in_memory, std::max(total, in_memory.size())));
   }
   out << "\n";
 }
