@@ -65,9 +65,6 @@ class BoundedMemoryAdapter final : public caffe2::serialize::ReadAdapterInterfac
   absl::string_view bytes_;
 };
 
-// The block size in which a tensor's bytes are checksummed and handed on
-// while they are in cache.
-constexpr size_t kStreamBlockBytes = size_t{1} << 20;
 constexpr int64_t kParallelCrcBytes = int64_t{4} << 20;
 
 // The archive through LibTorch's own writer (archives of 4 GiB or more).
@@ -88,7 +85,10 @@ absl::StatusOr<WrittenRecord> WriteStreamed(const std::string& pickle, const at:
   const char* bytes = static_cast<const char*>(data.data_ptr());
   // A large tensor's CRC-32 is computed on a thread of its own while the
   // sink takes the blocks, if that thread has a core of its own; else (and
-  // for a small tensor) block by block, in cache for the sink.
+  // for a small tensor) block by block, each right after the sink copied it:
+  // the copy pulls the block out of memory into cache, and the CRC-32 reads
+  // it there (CRC first, it would be the CRC that waits on memory: 2 ranks
+  // on 2 cores, /dev/shm, 0.87-0.90 of raw write against 0.80-0.83).
   std::thread crc_thread;
   if (status.ok() && nbytes >= kParallelCrcBytes && internal::SpareCoreForHelperThreads()) {
     try {
@@ -99,9 +99,9 @@ absl::StatusOr<WrittenRecord> WriteStreamed(const std::string& pickle, const at:
   }
   const bool crc_in_thread = crc_thread.joinable();
   for (int64_t done = 0; status.ok() && done < nbytes;) {
-    const size_t n = static_cast<size_t>(std::min<int64_t>(kStreamBlockBytes, nbytes - done));
-    if (!crc_in_thread) crc = internal::Crc32(crc, bytes + done, n);
+    const size_t n = static_cast<size_t>(std::min<int64_t>(kTensorRecordBlockBytes, nbytes - done));
     status = sink(bytes + done, n);
+    if (!crc_in_thread && status.ok()) crc = internal::Crc32(crc, bytes + done, n);
     done += static_cast<int64_t>(n);
   }
   if (crc_in_thread) crc_thread.join();

@@ -55,17 +55,23 @@ struct WrittenRecord {
 
 // torch.save(tensor) of a CPU tensor, streamed to `sink`. A tensor that does
 // not own exactly its elements (a view, an offset into a larger storage) is
-// written as a contiguous copy, so only the item's own elements are stored.
-// The sink sees the tensor's bytes in blocks of at most 1 MiB, straight from
-// the tensor's memory. `file_offset` is where the archive starts in the
-// file the sink writes to: the tensor's bytes are padded to a 64-byte
-// boundary of that file (TorchZipWriter), which speeds up both the write
-// and a later read into aligned memory. Archives too large for
-// TorchZipWriter (kTorchZipWriterLimit, about 4 GiB) go through LibTorch's
-// writer, whose padding is relative to the archive: `file_offset` is unused
-// there. Errors: non-CPU tensor, unsupported dtype, sink errors.
+// written as a contiguous copy, so only the item's own elements are stored. The
+// sink sees the tensor's bytes in blocks of at most kTensorRecordBlockBytes,
+// straight from the tensor's memory. `file_offset` is where the archive starts
+// in the file the sink writes to: the tensor's bytes are padded to a 64-byte
+// boundary of that file (TorchZipWriter), which speeds up both the write and a
+// later read into aligned memory. Archives too large for TorchZipWriter
+// (kTorchZipWriterLimit, about 4 GiB) go through LibTorch's writer, whose
+// padding is relative to the archive: `file_offset` is unused there. Errors:
+// non-CPU tensor, unsupported dtype, sink errors.
 absl::StatusOr<WrittenRecord> WriteTensorRecord(const at::Tensor& tensor, const ByteSink& sink,
                                                 int64_t file_offset = 0);
+
+// The largest block of tensor bytes WriteTensorRecord hands its sink. Small
+// enough that a block the sink has just copied is still in L2 when the
+// block's CRC-32 is computed inline (ranks on every core); large enough that
+// the write calls cost little.
+inline constexpr size_t kTensorRecordBlockBytes = size_t{256} << 10;
 
 // torch.save(value) for a non-tensor value (torch::pickle_save), in memory:
 // bytes values are small. Errors: values LibTorch cannot pickle.

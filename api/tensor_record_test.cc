@@ -282,7 +282,7 @@ TEST(TensorRecordTest, StreamedArchivesAreByteForByteLibTorchs) {
       at::arange(12, at::kFloat).reshape({3, 4}),
       at::arange(24, at::kDouble).reshape({2, 3, 4}).permute({2, 0, 1}),
       at::arange(1000, at::kFloat).to(at::kBFloat16),
-      at::arange(300000, at::kFloat),  // 1.2 MB: more than one 1 MiB block
+      at::arange(300000, at::kFloat),  // 1.2 MB: several blocks, the last one partial
       at::arange(5 << 20, at::kByte),  // 5 MiB: CRC-32 on its own thread
   };
   // Every padding length: records of 1..130 bytes.
@@ -323,7 +323,7 @@ TEST(TensorRecordTest, SinkSeesTheTensorInBoundedBlocks) {
   });
   ASSERT_TRUE(n.ok()) << n.status();
   EXPECT_EQ(n->bytes, total);
-  EXPECT_EQ(largest, size_t{1} << 20);
+  EXPECT_EQ(largest, kTensorRecordBlockBytes);
 }
 
 TEST(TensorRecordTest, TheRecordedCrcIsTheArchivesWhateverTheTensorSize) {

@@ -26,8 +26,11 @@ namespace dcplan::internal {
 
 class SplitReader {
  public:
-  // Bytes read (and checksummed) at a time.
-  static constexpr int64_t kBlockBytes = int64_t{1} << 20;
+  // Bytes read (and checksummed) at a time: a block and the page-cache pages
+  // it was copied from stay in L2 for its CRC-32, and the read calls still
+  // cost little. 2 ranks on 2 cores, /dev/shm: 0.87-0.89 of raw read, against
+  // 0.79-0.81 with 1 MiB blocks (a CRC-32 reading from L3 or memory).
+  static constexpr int64_t kBlockBytes = int64_t{128} << 10;
   // Ranges shorter than this are read by the calling thread alone.
   static constexpr int64_t kMinSplitBytes = int64_t{4} << 20;
 
