@@ -316,9 +316,6 @@ uint32_t RawCrc(Crc32Path, uint32_t crc, const unsigned char* p, size_t size) { 
 
 #endif  // __x86_64__
 
-// Paths up to the detected one are available: each detection implies the next one down.
-bool Available(Crc32Path path) { return static_cast<int>(path) <= static_cast<int>(Crc32ChosenPath()); }
-
 // The CRC register as a polynomial (reflected) times x, mod P.
 uint32_t TimesX(uint32_t v) { return (v & 1) ? (v >> 1) ^ kReflectedPolynomial : v >> 1; }
 
@@ -345,10 +342,11 @@ Crc32Path Crc32ChosenPath() {
   return chosen;
 }
 
-bool Crc32PathAvailable(Crc32Path path) { return Available(path); }
+// Paths up to the detected one are available: each detection implies the next one down.
+bool Crc32PathAvailable(Crc32Path path) { return static_cast<int>(path) <= static_cast<int>(Crc32ChosenPath()); }
 
 uint32_t Crc32With(Crc32Path path, uint32_t crc, const void* data, size_t size) {
-  if (!Available(path)) path = Crc32Path::kTable;
+  if (!Crc32PathAvailable(path)) path = Crc32Path::kTable;
   return ~RawCrc(path, ~crc, static_cast<const unsigned char*>(data), size);
 }
 

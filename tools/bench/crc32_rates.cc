@@ -4,7 +4,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
-#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -14,16 +13,16 @@
 namespace dcplan::bench {
 namespace {
 
-// GB/s of `crc` over `bytes`, best of 5 runs of at least `total` bytes each.
-template <typename CrcFunction>
-double Rate(const CrcFunction& crc, const std::string& bytes, size_t total) {
+// GB/s of Crc32 computed with `path` over `bytes`, best of 5 runs of at
+// least `total` bytes each.
+double Rate(internal::Crc32Path path, const std::string& bytes, size_t total) {
   const size_t passes = std::max<size_t>(1, total / bytes.size());
   double best = 0;
   volatile uint32_t sink = 0;
   for (int run = 0; run < 5; ++run) {
     const absl::Time start = absl::Now();
     uint32_t value = 0;
-    for (size_t p = 0; p < passes; ++p) value = crc(value, bytes.data(), bytes.size());
+    for (size_t p = 0; p < passes; ++p) value = internal::Crc32With(path, value, bytes.data(), bytes.size());
     const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
     sink = sink + value;
     if (seconds > 0) best = std::max(best, static_cast<double>(passes * bytes.size()) / seconds / 1e9);
@@ -44,12 +43,9 @@ void PrintCrc32Rates(std::ostream& out) {
                                    internal::Crc32Path::kPclmul128, internal::Crc32Path::kTable}) {
     if (!internal::Crc32PathAvailable(path)) continue;
     const size_t total = path == internal::Crc32Path::kTable ? size_t{128} << 20 : size_t{2} << 30;
-    auto crc = [path](uint32_t value, const void* data, size_t size) {
-      return internal::Crc32With(path, value, data, size);
-    };
     out << absl::StrFormat("| %s%s | %.1f | %.1f |\n", internal::Crc32PathName(path),
-                           path == internal::Crc32ChosenPath() ? " (in use)" : "", Rate(crc, in_cache, total),
-                           Rate(crc, in_memory, std::max(total, in_memory.size())));
+                           path == internal::Crc32ChosenPath() ? " (in use)" : "", Rate(path, in_cache, total),
+                           Rate(path, in_memory, std::max(total, in_memory.size())));
   }
   out << "\n";
 }
