@@ -47,7 +47,7 @@ absl::Status AddLoad(std::vector<int64_t>& loads, Rank rank, int64_t weight) {
 }
 
 // Chosen writer per key id.
-using Choice = std::vector<Rank>;
+using Choice = internal::ScratchVector<Rank>;
 
 Choice ChooseLowestRank(const KeyTable& table) {
   Choice chosen(table.keys.size());
@@ -98,8 +98,8 @@ absl::StatusOr<Choice> ChoosePyTorch(const std::vector<SavePlan>& plans, const K
   return chosen;
 }
 
-absl::StatusOr<std::vector<int64_t>> ItemPayloads(const std::vector<SavePlan>& plans, size_t total_items) {
-  std::vector<int64_t> payloads;
+absl::StatusOr<internal::ScratchVector<int64_t>> ItemPayloads(const std::vector<SavePlan>& plans, size_t total_items) {
+  internal::ScratchVector<int64_t> payloads;
   payloads.reserve(total_items);
   for (const SavePlan& plan : plans) {
     for (const WriteItem& item : plan.items) {
@@ -112,7 +112,7 @@ absl::StatusOr<std::vector<int64_t>> ItemPayloads(const std::vector<SavePlan>& p
 }
 
 // Largest per-rank sum of payloads under `chosen` (PlanBytes of the result).
-absl::StatusOr<int64_t> MaxRankBytes(const KeyTable& table, const std::vector<int64_t>& payloads,
+absl::StatusOr<int64_t> MaxRankBytes(const KeyTable& table, const internal::ScratchVector<int64_t>& payloads,
                                      const Choice& chosen, size_t num_plans) {
   std::vector<int64_t> loads(num_plans, 0);
   for (Rank rank = 0; rank < static_cast<Rank>(num_plans); ++rank) {
@@ -125,7 +125,7 @@ absl::StatusOr<int64_t> MaxRankBytes(const KeyTable& table, const std::vector<in
   return loads.empty() ? 0 : *std::max_element(loads.begin(), loads.end());
 }
 
-absl::StatusOr<Choice> ChooseBalancedGreedy(const KeyTable& table, const std::vector<int64_t>& payloads,
+absl::StatusOr<Choice> ChooseBalancedGreedy(const KeyTable& table, const internal::ScratchVector<int64_t>& payloads,
                                             size_t num_plans) {
   Choice chosen(table.keys.size());
   std::vector<int64_t> loads(num_plans, 0);
@@ -155,7 +155,7 @@ absl::StatusOr<Choice> ChooseBalancedGreedy(const KeyTable& table, const std::ve
 }
 
 absl::StatusOr<Choice> ChooseBalanced(const std::vector<SavePlan>& plans, const KeyTable& table) {
-  absl::StatusOr<std::vector<int64_t>> payloads = ItemPayloads(plans, table.item_keys.size());
+  absl::StatusOr<internal::ScratchVector<int64_t>> payloads = ItemPayloads(plans, table.item_keys.size());
   if (!payloads.ok()) return payloads.status();
   absl::StatusOr<Choice> greedy = ChooseBalancedGreedy(table, *payloads, plans.size());
   if (!greedy.ok()) return greedy.status();
@@ -251,6 +251,10 @@ absl::StatusOr<DedupResult> DedupSavePlans(std::vector<SavePlan> plans, DedupPol
   result.conflicts.reserve(table->conflict_order.size());
   for (KeyId key : table->conflict_order) {
     result.conflicts.push_back(ConflictProblem(*table, key, table->conflicts.at(key)));
+  }
+  result.chunks_per_fqn.reserve(table->fqns_with_many_keys.size());
+  for (const auto& [position, keys] : table->fqns_with_many_keys) {
+    result.chunks_per_fqn.emplace(internal::ItemAt(plans, table->plan_starts, position).index.fqn, keys);
   }
   ApplyChoice(plans, *table, *chosen);
   result.plans = std::move(plans);

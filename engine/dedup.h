@@ -7,8 +7,10 @@
 // storage_data, planner_data and usable unchanged.
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "engine/plan.h"
 #include "engine/problem.h"
@@ -36,12 +38,20 @@ enum class DedupPolicy : uint8_t {
 
 absl::string_view DedupPolicyName(DedupPolicy policy);  // "pytorch", "lowest_rank", "balanced"
 
+// Expected number of chunks by fqn.
+using ChunkCounts = absl::flat_hash_map<std::string, int64_t>;
+
 struct DedupResult {
   std::vector<SavePlan> plans;
   // kConflict problems: items sharing (fqn, offsets) that differ in type,
   // chunk sizes, dtype or global size. The key is still deduplicated (one item
   // survives, chosen by the policy), so the rest of the plan can be checked.
   std::vector<PlanProblem> conflicts;
+  // For each fqn with many keys (16 or more distinct offsets), its number of
+  // keys: the chunks the global plan lists for it when it is sharded. A
+  // sizing hint for CreateDefaultGlobalSavePlan, which would otherwise grow
+  // each sharded tensor's chunk list a rank at a time; it changes no result.
+  ChunkCounts chunks_per_fqn;
 };
 
 // Deduplicates `plans` (one per rank, index = rank). A plan holding one key

@@ -432,5 +432,23 @@ TEST(DedupTest, ManyDistinctKeysTakeTheHashPathWithTheSameResult) {
   }
 }
 
+// chunks_per_fqn: distinct offsets per fqn over all ranks, counted by hand:
+// "w" is cut in 20 rows, each held by two ranks (20 keys); "v" in 15 rows
+// (below the threshold of 16, left out); "s" is a bytes value on every rank.
+TEST(DedupChunkCountsTest, DistinctOffsetsOfFqnsWithManyChunks) {
+  std::vector<SavePlan> plans(4);
+  for (int64_t row = 0; row < 20; ++row) {
+    for (int copy = 0; copy < 2; ++copy) {
+      plans[(row + copy) % 4].items.push_back(Shard("w", {20, 3}, {row, 0}, {1, 3}));
+    }
+  }
+  for (int64_t row = 0; row < 15; ++row) plans[row % 4].items.push_back(Shard("v", {15}, {row}, {1}));
+  for (SavePlan& plan : plans) plan.items.push_back(Bytes("s"));
+  for (DedupPolicy policy : {DedupPolicy::kPyTorch, DedupPolicy::kLowestRank, DedupPolicy::kBalanced}) {
+    const DedupResult result = Dedup(plans, policy);
+    EXPECT_EQ(result.chunks_per_fqn, (ChunkCounts{{"w", 20}})) << DedupPolicyName(policy);
+  }
+}
+
 }  // namespace
 }  // namespace dcplan

@@ -49,8 +49,10 @@ struct GlobalPlanAndMetadata {
 // fqn's earlier shards on dtype or global size, a tensor item without tensor
 // data. `plans` is taken by value and its items and planner_data are moved
 // into the result: pass std::move(plans) when the input is not needed
-// afterwards (an lvalue is copied).
-GlobalPlanAndMetadata CreateDefaultGlobalSavePlan(std::vector<SavePlan> plans, bool rewrite_index_hints);
+// afterwards (an lvalue is copied). `expected_chunks` (DedupResult's
+// chunks_per_fqn, or null) only sizes the chunk lists of sharded tensors.
+GlobalPlanAndMetadata CreateDefaultGlobalSavePlan(std::vector<SavePlan> plans, bool rewrite_index_hints,
+                                                  const ChunkCounts* expected_chunks = nullptr);
 
 // dict(ChainMap(*mappings)): a key's value from the lowest rank that has it;
 // key order = last rank's keys, then the previous rank's new keys, ... down to

@@ -253,6 +253,34 @@ TEST(CreateDefaultGlobalSavePlanTest, HintsAreGlobalChunkPositions) {
   EXPECT_EQ(kept.metadata, rewritten.metadata);
 }
 
+TEST(CreateDefaultGlobalSavePlanTest, ChunkCountHintsChangeNoResult) {
+  // Right, too small, zero, negative, absent and absurdly large hints: the
+  // same plans and metadata as without any.
+  std::vector<SavePlan> plans(3);
+  for (int64_t row = 0; row < 30; ++row) plans[row % 3].items.push_back(Shard("w", {30}, {row}, {1}));
+  for (int64_t row = 0; row < 4; ++row) plans[row % 3].items.push_back(Shard("v", {4}, {row}, {1}));
+  plans[1].items.push_back(Bytes("s"));
+  const GlobalPlanAndMetadata plain = CreateDefaultGlobalSavePlan(plans, true);
+  ASSERT_THAT(plain.problems, IsEmpty());
+  ASSERT_EQ(TensorEntry(plain.metadata, "w").chunks.size(), 30u);
+  const std::vector<ChunkCounts> hints = {
+      {{"w", 30}},
+      {{"w", 2}, {"v", 0}, {"s", -5}},
+      {{"w", std::numeric_limits<int64_t>::max()}, {"v", std::numeric_limits<int64_t>::max()}},
+      {{"absent", 1000}},
+      {},
+  };
+  for (const ChunkCounts& hint : hints) {
+    const GlobalPlanAndMetadata hinted = CreateDefaultGlobalSavePlan(plans, true, &hint);
+    EXPECT_THAT(hinted.problems, IsEmpty());
+    EXPECT_EQ(hinted.metadata, plain.metadata);
+    ASSERT_EQ(hinted.plans.size(), plain.plans.size());
+    for (size_t rank = 0; rank < plain.plans.size(); ++rank) {
+      EXPECT_EQ(hinted.plans[rank].items, plain.plans[rank].items) << "rank " << rank;
+    }
+  }
+}
+
 TEST(CreateDefaultGlobalSavePlanTest, KeepsPlanFields) {
   SavePlan plan = Plan({Bytes("s")}, Mapping({"s"}));
   plan.storage_data = "__0_";

@@ -70,14 +70,24 @@ struct KeyPrefix {
   int64_t head[kHeadDims] = {0, 0};  // the first offsets
 };
 
+// An item's offsets (as in its KeyPrefix) and position, in the array grouped
+// by fqn: sorting and comparing a group's offsets reads this array in order,
+// where looking each item's KeyPrefix up by position was a cache miss per
+// item once the prefixes outgrow the cache (2048+ ranks).
+struct GroupedKey {
+  Position position;
+  int32_t dims;
+  int64_t head[KeyPrefix::kHeadDims];
+};
+
 // Every item's KeyPrefix (by position), with an id per distinct fqn. Ranks
 // usually list the same fqns in the same order: an fqn equal to the one at
 // the same place in the previous plan, or to the previous item's (several
 // chunks of one tensor), takes that id without hashing the string. With
 // `storage_sizes`, also appends every item's StorageSizeOrNone to it.
-std::vector<KeyPrefix> KeyPrefixes(const std::vector<SavePlan>& plans, size_t total_items, size_t* num_fqns,
-                                   std::vector<int64_t>* storage_sizes) {
-  std::vector<KeyPrefix> prefixes;
+ScratchVector<KeyPrefix> KeyPrefixes(const std::vector<SavePlan>& plans, size_t total_items, size_t* num_fqns,
+                                   ScratchVector<int64_t>* storage_sizes) {
+  ScratchVector<KeyPrefix> prefixes;
   prefixes.reserve(total_items);  // not value-initialized: each is written once
   if (storage_sizes != nullptr) storage_sizes->reserve(total_items);
   absl::flat_hash_map<absl::string_view, FqnId> id_of;
@@ -115,47 +125,49 @@ std::vector<KeyPrefix> KeyPrefixes(const std::vector<SavePlan>& plans, size_t to
   return prefixes;
 }
 
-// Positions grouped by fqn id, each group in position order (a counting
-// sort).
-std::vector<Position> GroupByFqn(const std::vector<KeyPrefix>& prefixes, size_t num_fqns,
-                                 std::vector<size_t>& group_starts) {
+// Items grouped by fqn id, each group in position order (a counting sort).
+ScratchVector<GroupedKey> GroupByFqn(const ScratchVector<KeyPrefix>& prefixes, size_t num_fqns,
+                                    std::vector<size_t>& group_starts) {
   group_starts.assign(num_fqns + 1, 0);
   for (const KeyPrefix& prefix : prefixes) ++group_starts[prefix.fqn + 1];
   for (size_t g = 1; g < group_starts.size(); ++g) group_starts[g] += group_starts[g - 1];
   std::vector<size_t> cursors(group_starts.begin(), group_starts.end() - 1);
-  std::vector<Position> grouped(prefixes.size());
+  ScratchVector<GroupedKey> grouped(prefixes.size());
   for (Position position = 0; position < prefixes.size(); ++position) {
-    grouped[cursors[prefixes[position].fqn]++] = position;
+    const KeyPrefix& prefix = prefixes[position];
+    GroupedKey& key = grouped[cursors[prefix.fqn]++];
+    key.position = position;
+    key.dims = prefix.dims;
+    for (int d = 0; d < KeyPrefix::kHeadDims; ++d) key.head[d] = prefix.head[d];
   }
   return grouped;
 }
 
 // optional<Shape> ordering and equality of two items' offsets (nullopt <
-// any shape; shapes lexicographic, a prefix first), from their KeyPrefixes;
+// any shape; shapes lexicographic, a prefix first), from their GroupedKeys;
 // the items themselves are read only when both have more than kHeadDims
 // dims and their heads tie.
 class OffsetOrder {
  public:
-  OffsetOrder(const std::vector<SavePlan>& plans, const std::vector<size_t>& plan_starts,
-              const std::vector<KeyPrefix>& prefixes)
-      : plans_(plans), plan_starts_(plan_starts), prefixes_(prefixes) {}
+  OffsetOrder(const std::vector<SavePlan>& plans, const std::vector<size_t>& plan_starts)
+      : plans_(plans), plan_starts_(plan_starts) {}
 
-  bool Less(Position a, Position b) const {
-    const int head = CompareHeads(prefixes_[a], prefixes_[b]);
+  bool Less(const GroupedKey& a, const GroupedKey& b) const {
+    const int head = CompareHeads(a, b);
     if (head != kUndecided) return head < 0;
-    return *Offset(a) < *Offset(b);
+    return *Offset(a.position) < *Offset(b.position);
   }
-  bool Equal(Position a, Position b) const {
-    const int head = CompareHeads(prefixes_[a], prefixes_[b]);
+  bool Equal(const GroupedKey& a, const GroupedKey& b) const {
+    const int head = CompareHeads(a, b);
     if (head != kUndecided) return head == 0;
-    return *Offset(a) == *Offset(b);
+    return *Offset(a.position) == *Offset(b.position);
   }
 
  private:
   static constexpr int kUndecided = 2;
 
   // -1, 0 or 1, or kUndecided when the dims beyond the heads decide.
-  static int CompareHeads(const KeyPrefix& x, const KeyPrefix& y) {
+  static int CompareHeads(const GroupedKey& x, const GroupedKey& y) {
     if (x.dims == KeyPrefix::kNoOffset || y.dims == KeyPrefix::kNoOffset) return Sign(x.dims, y.dims);
     const int32_t common = std::min({x.dims, y.dims, KeyPrefix::kHeadDims});
     for (int32_t d = 0; d < common; ++d) {
@@ -174,45 +186,85 @@ class OffsetOrder {
 
   const std::vector<SavePlan>& plans_;
   const std::vector<size_t>& plan_starts_;
-  const std::vector<KeyPrefix>& prefixes_;
 };
 
 // For every item, the position of the first item with the same key (fqn,
 // offsets). Within one fqn, items are ordered by offsets (stably: the first
 // of equal keys stays first); plans list a tensor's chunks rank by rank,
-// usually in offset order already, so most groups need no sort.
-std::vector<Position> FirstPositionsOfKeys(const std::vector<SavePlan>& plans, const std::vector<size_t>& plan_starts,
-                                           size_t total_items, std::vector<int64_t>* storage_sizes) {
+// usually in offset order already, so most groups need no sort. Fills
+// `fqns_with_many_keys` (KeyTable).
+ScratchVector<Position> FirstPositionsOfKeys(const std::vector<SavePlan>& plans, const std::vector<size_t>& plan_starts,
+                                           size_t total_items, ScratchVector<int64_t>* storage_sizes,
+                                           std::vector<std::pair<Position, uint32_t>>& fqns_with_many_keys) {
   size_t num_fqns = 0;
-  const std::vector<KeyPrefix> prefixes = KeyPrefixes(plans, total_items, &num_fqns, storage_sizes);
   std::vector<size_t> group_starts;
-  std::vector<Position> grouped = GroupByFqn(prefixes, num_fqns, group_starts);
-  const OffsetOrder order(plans, plan_starts, prefixes);
-  auto offsets_less = [&order](Position a, Position b) { return order.Less(a, b); };
-  std::vector<Position> first_positions(total_items);
+  ScratchVector<GroupedKey> grouped;
+  {
+    const ScratchVector<KeyPrefix> prefixes = KeyPrefixes(plans, total_items, &num_fqns, storage_sizes);
+    grouped = GroupByFqn(prefixes, num_fqns, group_starts);
+  }  // the prefixes are freed before first_positions is allocated
+  const OffsetOrder order(plans, plan_starts);
+  auto offsets_less = [&order](const GroupedKey& a, const GroupedKey& b) { return order.Less(a, b); };
+  ScratchVector<Position> first_positions(total_items);
   for (size_t g = 0; g < num_fqns; ++g) {
     const auto begin = grouped.begin() + group_starts[g];
     const auto end = grouped.begin() + group_starts[g + 1];
     if (!std::is_sorted(begin, end, offsets_less)) std::stable_sort(begin, end, offsets_less);
+    uint32_t keys = 0;
     for (auto run = begin, run_end = begin; run != end; run = run_end) {
-      first_positions[*run] = *run;
-      for (++run_end; run_end != end && order.Equal(*run_end, *run); ++run_end) first_positions[*run_end] = *run;
+      first_positions[run->position] = run->position;
+      ++keys;
+      for (++run_end; run_end != end && order.Equal(*run_end, *run); ++run_end) {
+        first_positions[run_end->position] = run->position;
+      }
     }
+    if (keys >= kManyKeys) fqns_with_many_keys.emplace_back(begin->position, keys);
   }
   return first_positions;
 }
 
+// An item whose key was seen before reads three places far apart in memory:
+// the first item's key id, that key's KeyInfo and the key's first item
+// (SameData). From 2048 ranks on, none is in the cache and each waited on
+// the one before; fetched ahead in three stages, they overlap.
+constexpr Position kKeyChainDistance = 8;
+
+void PrefetchKeyChain(const ScratchVector<Position>& first_positions, const KeyTable& table, Position position,
+                      Position total) {
+  // A key id or KeyInfo can be looked up only for items before `position`:
+  // later ones are not assigned yet.
+  if (position + 3 * kKeyChainDistance < total) {
+    const Position first = first_positions[position + 3 * kKeyChainDistance];
+    if (first < position) __builtin_prefetch(&table.item_keys[first]);
+  }
+  if (position + 2 * kKeyChainDistance < total) {
+    const Position first = first_positions[position + 2 * kKeyChainDistance];
+    if (first < position) __builtin_prefetch(&table.keys[table.item_keys[first]]);
+  }
+  if (position + kKeyChainDistance < total) {
+    const Position first = first_positions[position + kKeyChainDistance];
+    if (first < position) {
+      const char* item = reinterpret_cast<const char*>(table.keys[table.item_keys[first]].first_item);
+      __builtin_prefetch(item + offsetof(WriteItem, type));
+      __builtin_prefetch(item + offsetof(WriteItem, tensor_data));
+      __builtin_prefetch(item + sizeof(WriteItem) - 1);
+    }
+  }
+}
+
 // Fills keys, item_keys and the conflicts (plan_starts already set), key ids
 // in first-seen order.
-void AssignKeys(const std::vector<SavePlan>& plans, const std::vector<Position>& first_positions, KeyTable& table) {
+void AssignKeys(const std::vector<SavePlan>& plans, const ScratchVector<Position>& first_positions, KeyTable& table) {
   size_t num_keys = 0;
   for (size_t p = 0; p < first_positions.size(); ++p) num_keys += first_positions[p] == p;
   table.keys.reserve(num_keys);
   table.item_keys.reserve(first_positions.size());
   Position position = 0;
+  const Position total = static_cast<Position>(first_positions.size());
   for (Rank rank = 0; rank < static_cast<Rank>(plans.size()); ++rank) {
     const Position plan_start = position;
     for (const WriteItem& item : plans[rank].items) {
+      PrefetchKeyChain(first_positions, table, position, total);
       const Position first = first_positions[position];
       KeyId key;
       if (first == position) {
@@ -253,22 +305,24 @@ absl::StatusOr<KeyTable> BuildKeyTable(const std::vector<SavePlan>& plans, bool 
     return absl::InvalidArgumentError(
         absl::StrCat("too many plans or items to deduplicate: ", plans.size(), " plans, ", total_items, " items"));
   }
-  std::vector<int64_t>* storage_sizes = with_storage_sizes ? &table.storage_sizes : nullptr;
-  AssignKeys(plans, FirstPositionsOfKeys(plans, table.plan_starts, total_items, storage_sizes), table);
+  ScratchVector<int64_t>* storage_sizes = with_storage_sizes ? &table.storage_sizes : nullptr;
+  AssignKeys(plans,
+             FirstPositionsOfKeys(plans, table.plan_starts, total_items, storage_sizes, table.fqns_with_many_keys),
+             table);
   return table;
 }
 
 // Fills holder_starts/holders (CSR layout: one allocation for all keys).
 void BuildHolderLists(KeyTable& table, size_t num_plans) {
   const size_t num_keys = table.keys.size();
-  std::vector<Position>& starts = table.holder_starts;
+  ScratchVector<Position>& starts = table.holder_starts;
   starts.assign(num_keys + 1, 0);
   for (size_t k = 0; k < num_keys; ++k) {
     const int32_t count = table.keys[k].holder_count;
     starts[k + 1] = starts[k] + static_cast<Position>(count > 1 ? count : 0);
   }
   table.holders.resize(starts[num_keys]);
-  std::vector<Position> cursor(starts.begin(), starts.end() - 1);
+  ScratchVector<Position> cursor(starts.begin(), starts.end() - 1);
   for (Rank rank = 0; rank < static_cast<Rank>(num_plans); ++rank) {
     for (size_t i = table.plan_starts[rank]; i < table.plan_starts[rank + 1]; ++i) {
       const KeyId key = table.item_keys[i];

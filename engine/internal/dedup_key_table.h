@@ -7,10 +7,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "engine/internal/huge_page_allocator.h"
 #include "engine/plan.h"
 
 namespace dcplan {
@@ -45,21 +47,29 @@ struct ConflictingHolder {
 // size is not a valid int64: its item tells why).
 constexpr int64_t kNoStorageSize = -1;
 
+// Fewer chunks than this, and growing the global plan's chunk list costs
+// less than the hash map entry that would size it.
+constexpr uint32_t kManyKeys = 16;
+
 struct KeyTable {
-  std::vector<KeyInfo> keys;  // in first-seen order (key ids)
+  ScratchVector<KeyInfo> keys;  // in first-seen order (key ids)
   // Key id of every item; plan p's items are at [plan_starts[p], plan_starts[p + 1]).
-  std::vector<KeyId> item_keys;
+  ScratchVector<KeyId> item_keys;
   std::vector<size_t> plan_starts;
   // By position, when asked for: the item's tensor_storage_size() (global
   // size x element size, never negative) or kNoStorageSize. Gathered in the
   // pass that reads the items anyway: the PyTorch policy weighs every key by
   // it, and reading it there, item after item, was a cache miss per key.
-  std::vector<int64_t> storage_sizes;
+  ScratchVector<int64_t> storage_sizes;
   // Holders of key k, ascending: holders[holder_starts[k] .. holder_starts[k + 1]),
   // for replicated keys only: a key with one holder (most keys of sharded
   // plans) has an empty range, its holder is first_rank.
-  std::vector<Position> holder_starts;
-  std::vector<Rank> holders;
+  ScratchVector<Position> holder_starts;
+  ScratchVector<Rank> holders;
+  // Fqns with at least kManyKeys keys (offsets): the position of one of
+  // their items and their key count, the number of chunks the global plan
+  // will list for them (DedupResult::chunks_per_fqn).
+  std::vector<std::pair<Position, uint32_t>> fqns_with_many_keys;
   // Keys with a conflict, in order of detection, and their differing holders.
   std::vector<KeyId> conflict_order;
   absl::flat_hash_map<KeyId, std::vector<ConflictingHolder>> conflicts;

@@ -52,6 +52,7 @@ struct SaveFixture {
   Scenario scenario;
   std::vector<SavePlan> local_plans;
   std::vector<SavePlan> deduped;
+  ChunkCounts chunks_per_fqn;
   GlobalPlanAndMetadata global;
   size_t items = 0;
 };
@@ -81,7 +82,8 @@ const SaveFixture* FixtureFor(const Scenario& scenario, std::string* error) {
     return nullptr;
   }
   fixture->deduped = std::move(deduped->plans);
-  fixture->global = CreateDefaultGlobalSavePlan(fixture->deduped, true);
+  fixture->chunks_per_fqn = std::move(deduped->chunks_per_fqn);
+  fixture->global = CreateDefaultGlobalSavePlan(fixture->deduped, true, &fixture->chunks_per_fqn);
   if (!fixture->global.problems.empty() || !ValidateMetadata(fixture->global.metadata.state_dict_metadata).empty()) {
     *error = "the scenario is not a valid checkpoint";
     return nullptr;
@@ -136,7 +138,7 @@ void SaveDedup(benchmark::State& state, const Scenario& scenario, DedupPolicy po
 void SaveGlobalPlan(benchmark::State& state, const Scenario& scenario) {
   WithFixture(state, scenario, [](benchmark::State& state, const SaveFixture& fixture) {
     for (auto _ : state) {
-      GlobalPlanAndMetadata result = CreateDefaultGlobalSavePlan(UntimedCopy(state, fixture.deduped), true);
+      GlobalPlanAndMetadata result = CreateDefaultGlobalSavePlan(UntimedCopy(state, fixture.deduped), true, &fixture.chunks_per_fqn);
       benchmark::DoNotOptimize(result);
     }
   });

@@ -127,6 +127,7 @@ absl::StatusOr<ScalingRow> MeasureScaling(const Scenario& scenario, const TableO
 
   std::vector<double> times;
   std::vector<SavePlan> deduped;
+  ChunkCounts chunks_per_fqn;  // as CreateGlobalSavePlan hands it on
   for (int run = 0; run < row.runs; ++run) {
     std::vector<SavePlan> input = InputForRun(*local, run, row.runs);
     absl::StatusOr<DedupResult> result;
@@ -134,6 +135,7 @@ absl::StatusOr<ScalingRow> MeasureScaling(const Scenario& scenario, const TableO
     if (!result.ok()) return result.status();
     if (!result->conflicts.empty()) return Invalid(scenario, "dedup conflicts", result->conflicts);
     deduped = std::move(result->plans);
+    chunks_per_fqn = std::move(result->chunks_per_fqn);
   }
   row.dedup_ms = Median(times);
 
@@ -144,7 +146,7 @@ absl::StatusOr<ScalingRow> MeasureScaling(const Scenario& scenario, const TableO
     // A fresh result per run: assigning to `global` inside the timed call
     // would also time freeing the previous run's plans and metadata.
     GlobalPlanAndMetadata run_global;
-    times.push_back(CpuMs([&] { run_global = CreateDefaultGlobalSavePlan(std::move(input), true); }));
+    times.push_back(CpuMs([&] { run_global = CreateDefaultGlobalSavePlan(std::move(input), true, &chunks_per_fqn); }));
     if (!run_global.problems.empty()) return Invalid(scenario, "global plan errors", run_global.problems);
     global = std::move(run_global);
   }
