@@ -47,7 +47,7 @@ absl::Status AddLoad(std::vector<int64_t>& loads, Rank rank, int64_t weight) {
 }
 
 // Chosen writer per key id.
-using Choice = internal::ScratchVector<Rank>;
+using Choice = std::vector<Rank>;
 
 Choice ChooseLowestRank(const KeyTable& table) {
   Choice chosen(table.keys.size());
@@ -98,8 +98,8 @@ absl::StatusOr<Choice> ChoosePyTorch(const std::vector<SavePlan>& plans, const K
   return chosen;
 }
 
-absl::StatusOr<internal::ScratchVector<int64_t>> ItemPayloads(const std::vector<SavePlan>& plans, size_t total_items) {
-  internal::ScratchVector<int64_t> payloads;
+absl::StatusOr<std::vector<int64_t>> ItemPayloads(const std::vector<SavePlan>& plans, size_t total_items) {
+  std::vector<int64_t> payloads;
   payloads.reserve(total_items);
   for (const SavePlan& plan : plans) {
     for (const WriteItem& item : plan.items) {
@@ -112,7 +112,7 @@ absl::StatusOr<internal::ScratchVector<int64_t>> ItemPayloads(const std::vector<
 }
 
 // Largest per-rank sum of payloads under `chosen` (PlanBytes of the result).
-absl::StatusOr<int64_t> MaxRankBytes(const KeyTable& table, const internal::ScratchVector<int64_t>& payloads,
+absl::StatusOr<int64_t> MaxRankBytes(const KeyTable& table, const std::vector<int64_t>& payloads,
                                      const Choice& chosen, size_t num_plans) {
   std::vector<int64_t> loads(num_plans, 0);
   for (Rank rank = 0; rank < static_cast<Rank>(num_plans); ++rank) {
@@ -125,7 +125,7 @@ absl::StatusOr<int64_t> MaxRankBytes(const KeyTable& table, const internal::Scra
   return loads.empty() ? 0 : *std::max_element(loads.begin(), loads.end());
 }
 
-absl::StatusOr<Choice> ChooseBalancedGreedy(const KeyTable& table, const internal::ScratchVector<int64_t>& payloads,
+absl::StatusOr<Choice> ChooseBalancedGreedy(const KeyTable& table, const std::vector<int64_t>& payloads,
                                             size_t num_plans) {
   Choice chosen(table.keys.size());
   std::vector<int64_t> loads(num_plans, 0);
@@ -155,7 +155,7 @@ absl::StatusOr<Choice> ChooseBalancedGreedy(const KeyTable& table, const interna
 }
 
 absl::StatusOr<Choice> ChooseBalanced(const std::vector<SavePlan>& plans, const KeyTable& table) {
-  absl::StatusOr<internal::ScratchVector<int64_t>> payloads = ItemPayloads(plans, table.item_keys.size());
+  absl::StatusOr<std::vector<int64_t>> payloads = ItemPayloads(plans, table.item_keys.size());
   if (!payloads.ok()) return payloads.status();
   absl::StatusOr<Choice> greedy = ChooseBalancedGreedy(table, *payloads, plans.size());
   if (!greedy.ok()) return greedy.status();

@@ -85,9 +85,9 @@ struct GroupedKey {
 // the same place in the previous plan, or to the previous item's (several
 // chunks of one tensor), takes that id without hashing the string. With
 // `storage_sizes`, also appends every item's StorageSizeOrNone to it.
-ScratchVector<KeyPrefix> KeyPrefixes(const std::vector<SavePlan>& plans, size_t total_items, size_t* num_fqns,
-                                   ScratchVector<int64_t>* storage_sizes) {
-  ScratchVector<KeyPrefix> prefixes;
+std::vector<KeyPrefix> KeyPrefixes(const std::vector<SavePlan>& plans, size_t total_items, size_t* num_fqns,
+                                   std::vector<int64_t>* storage_sizes) {
+  std::vector<KeyPrefix> prefixes;
   prefixes.reserve(total_items);  // not value-initialized: each is written once
   if (storage_sizes != nullptr) storage_sizes->reserve(total_items);
   absl::flat_hash_map<absl::string_view, FqnId> id_of;
@@ -126,13 +126,13 @@ ScratchVector<KeyPrefix> KeyPrefixes(const std::vector<SavePlan>& plans, size_t 
 }
 
 // Items grouped by fqn id, each group in position order (a counting sort).
-ScratchVector<GroupedKey> GroupByFqn(const ScratchVector<KeyPrefix>& prefixes, size_t num_fqns,
-                                    std::vector<size_t>& group_starts) {
+std::vector<GroupedKey> GroupByFqn(const std::vector<KeyPrefix>& prefixes, size_t num_fqns,
+                                   std::vector<size_t>& group_starts) {
   group_starts.assign(num_fqns + 1, 0);
   for (const KeyPrefix& prefix : prefixes) ++group_starts[prefix.fqn + 1];
   for (size_t g = 1; g < group_starts.size(); ++g) group_starts[g] += group_starts[g - 1];
   std::vector<size_t> cursors(group_starts.begin(), group_starts.end() - 1);
-  ScratchVector<GroupedKey> grouped(prefixes.size());
+  std::vector<GroupedKey> grouped(prefixes.size());
   for (Position position = 0; position < prefixes.size(); ++position) {
     const KeyPrefix& prefix = prefixes[position];
     GroupedKey& key = grouped[cursors[prefix.fqn]++];
@@ -193,19 +193,19 @@ class OffsetOrder {
 // of equal keys stays first); plans list a tensor's chunks rank by rank,
 // usually in offset order already, so most groups need no sort. Fills
 // `fqns_with_many_keys` (KeyTable).
-ScratchVector<Position> FirstPositionsOfKeys(const std::vector<SavePlan>& plans, const std::vector<size_t>& plan_starts,
-                                           size_t total_items, ScratchVector<int64_t>* storage_sizes,
+std::vector<Position> FirstPositionsOfKeys(const std::vector<SavePlan>& plans, const std::vector<size_t>& plan_starts,
+                                           size_t total_items, std::vector<int64_t>* storage_sizes,
                                            std::vector<std::pair<Position, uint32_t>>& fqns_with_many_keys) {
   size_t num_fqns = 0;
   std::vector<size_t> group_starts;
-  ScratchVector<GroupedKey> grouped;
+  std::vector<GroupedKey> grouped;
   {
-    const ScratchVector<KeyPrefix> prefixes = KeyPrefixes(plans, total_items, &num_fqns, storage_sizes);
+    const std::vector<KeyPrefix> prefixes = KeyPrefixes(plans, total_items, &num_fqns, storage_sizes);
     grouped = GroupByFqn(prefixes, num_fqns, group_starts);
   }  // the prefixes are freed before first_positions is allocated
   const OffsetOrder order(plans, plan_starts);
   auto offsets_less = [&order](const GroupedKey& a, const GroupedKey& b) { return order.Less(a, b); };
-  ScratchVector<Position> first_positions(total_items);
+  std::vector<Position> first_positions(total_items);
   for (size_t g = 0; g < num_fqns; ++g) {
     const auto begin = grouped.begin() + group_starts[g];
     const auto end = grouped.begin() + group_starts[g + 1];
@@ -229,7 +229,7 @@ ScratchVector<Position> FirstPositionsOfKeys(const std::vector<SavePlan>& plans,
 // the one before; fetched ahead in three stages, they overlap.
 constexpr Position kKeyChainDistance = 8;
 
-void PrefetchKeyChain(const ScratchVector<Position>& first_positions, const KeyTable& table, Position position,
+void PrefetchKeyChain(const std::vector<Position>& first_positions, const KeyTable& table, Position position,
                       Position total) {
   // A key id or KeyInfo can be looked up only for items before `position`:
   // later ones are not assigned yet.
@@ -254,7 +254,7 @@ void PrefetchKeyChain(const ScratchVector<Position>& first_positions, const KeyT
 
 // Fills keys, item_keys and the conflicts (plan_starts already set), key ids
 // in first-seen order.
-void AssignKeys(const std::vector<SavePlan>& plans, const ScratchVector<Position>& first_positions, KeyTable& table) {
+void AssignKeys(const std::vector<SavePlan>& plans, const std::vector<Position>& first_positions, KeyTable& table) {
   size_t num_keys = 0;
   for (size_t p = 0; p < first_positions.size(); ++p) num_keys += first_positions[p] == p;
   table.keys.reserve(num_keys);
@@ -305,7 +305,7 @@ absl::StatusOr<KeyTable> BuildKeyTable(const std::vector<SavePlan>& plans, bool 
     return absl::InvalidArgumentError(
         absl::StrCat("too many plans or items to deduplicate: ", plans.size(), " plans, ", total_items, " items"));
   }
-  ScratchVector<int64_t>* storage_sizes = with_storage_sizes ? &table.storage_sizes : nullptr;
+  std::vector<int64_t>* storage_sizes = with_storage_sizes ? &table.storage_sizes : nullptr;
   AssignKeys(plans,
              FirstPositionsOfKeys(plans, table.plan_starts, total_items, storage_sizes, table.fqns_with_many_keys),
              table);
@@ -315,14 +315,14 @@ absl::StatusOr<KeyTable> BuildKeyTable(const std::vector<SavePlan>& plans, bool 
 // Fills holder_starts/holders (CSR layout: one allocation for all keys).
 void BuildHolderLists(KeyTable& table, size_t num_plans) {
   const size_t num_keys = table.keys.size();
-  ScratchVector<Position>& starts = table.holder_starts;
+  std::vector<Position>& starts = table.holder_starts;
   starts.assign(num_keys + 1, 0);
   for (size_t k = 0; k < num_keys; ++k) {
     const int32_t count = table.keys[k].holder_count;
     starts[k + 1] = starts[k] + static_cast<Position>(count > 1 ? count : 0);
   }
   table.holders.resize(starts[num_keys]);
-  ScratchVector<Position> cursor(starts.begin(), starts.end() - 1);
+  std::vector<Position> cursor(starts.begin(), starts.end() - 1);
   for (Rank rank = 0; rank < static_cast<Rank>(num_plans); ++rank) {
     for (size_t i = table.plan_starts[rank]; i < table.plan_starts[rank + 1]; ++i) {
       const KeyId key = table.item_keys[i];

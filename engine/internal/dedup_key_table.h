@@ -12,7 +12,6 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "engine/internal/huge_page_allocator.h"
 #include "engine/plan.h"
 
 namespace dcplan {
@@ -52,20 +51,20 @@ constexpr int64_t kNoStorageSize = -1;
 constexpr uint32_t kManyKeys = 16;
 
 struct KeyTable {
-  ScratchVector<KeyInfo> keys;  // in first-seen order (key ids)
+  std::vector<KeyInfo> keys;  // in first-seen order (key ids)
   // Key id of every item; plan p's items are at [plan_starts[p], plan_starts[p + 1]).
-  ScratchVector<KeyId> item_keys;
+  std::vector<KeyId> item_keys;
   std::vector<size_t> plan_starts;
   // By position, when asked for: the item's tensor_storage_size() (global
   // size x element size, never negative) or kNoStorageSize. Gathered in the
   // pass that reads the items anyway: the PyTorch policy weighs every key by
   // it, and reading it there, item after item, was a cache miss per key.
-  ScratchVector<int64_t> storage_sizes;
+  std::vector<int64_t> storage_sizes;
   // Holders of key k, ascending: holders[holder_starts[k] .. holder_starts[k + 1]),
   // for replicated keys only: a key with one holder (most keys of sharded
   // plans) has an empty range, its holder is first_rank.
-  ScratchVector<Position> holder_starts;
-  ScratchVector<Rank> holders;
+  std::vector<Position> holder_starts;
+  std::vector<Rank> holders;
   // Fqns with at least kManyKeys keys (offsets): the position of one of
   // their items and their key count, the number of chunks the global plan
   // will list for them (DedupResult::chunks_per_fqn).
