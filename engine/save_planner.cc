@@ -265,9 +265,9 @@ absl::StatusOr<SavePlan> CreateLocalSavePlan(const StateDictDescription& descrip
 GlobalPlanAndMetadata CreateDefaultGlobalSavePlan(std::vector<SavePlan> plans, bool rewrite_index_hints,
                                                   const ChunkCounts* expected_chunks) {
   GlobalPlanBuilder builder(rewrite_index_hints, expected_chunks);
-  // Every rank usually saves every fqn: one plan's items bound the entries.
   size_t total_items = 0;
   for (const SavePlan& plan : plans) total_items += plan.items.size();
+  // Every rank usually saves every fqn: one plan's items bound the entries.
   builder.Reserve(plans.size(), plans.empty() ? 0 : plans.front().items.size(), total_items);
   for (size_t rank = 0; rank < plans.size(); ++rank) builder.AddPlan(rank, std::move(plans[rank]));
   return std::move(builder).Finish();

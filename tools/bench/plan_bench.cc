@@ -138,7 +138,8 @@ void SaveDedup(benchmark::State& state, const Scenario& scenario, DedupPolicy po
 void SaveGlobalPlan(benchmark::State& state, const Scenario& scenario) {
   WithFixture(state, scenario, [](benchmark::State& state, const SaveFixture& fixture) {
     for (auto _ : state) {
-      GlobalPlanAndMetadata result = CreateDefaultGlobalSavePlan(UntimedCopy(state, fixture.deduped), true, &fixture.chunks_per_fqn);
+      GlobalPlanAndMetadata result =
+          CreateDefaultGlobalSavePlan(UntimedCopy(state, fixture.deduped), true, &fixture.chunks_per_fqn);
       benchmark::DoNotOptimize(result);
     }
   });

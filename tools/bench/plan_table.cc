@@ -146,7 +146,8 @@ absl::StatusOr<ScalingRow> MeasureScaling(const Scenario& scenario, const TableO
     // A fresh result per run: assigning to `global` inside the timed call
     // would also time freeing the previous run's plans and metadata.
     GlobalPlanAndMetadata run_global;
-    times.push_back(CpuMs([&] { run_global = CreateDefaultGlobalSavePlan(std::move(input), true, &chunks_per_fqn); }));
+    times.push_back(
+        CpuMs([&] { run_global = CreateDefaultGlobalSavePlan(std::move(input), true, &chunks_per_fqn); }));
     if (!run_global.problems.empty()) return Invalid(scenario, "global plan errors", run_global.problems);
     global = std::move(run_global);
   }
